@@ -28,7 +28,8 @@ else
   reqs+=(-r requirements-ros.txt)
 fi
 
-"$VENV/bin/python" -m pip install --quiet --progress-bar off "${reqs[@]}" -c constraints.txt
+"$VENV/bin/python" -m pip install --quiet --progress-bar off "${reqs[@]}" -c constraints.txt \
+  2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 "$VENV/bin/python" -m pip install --quiet --progress-bar off --no-deps --no-build-isolation -e .
 "$VENV/bin/python" -m pip check
 echo "setup: $VENV ready"

@@ -1,0 +1,1 @@
+"""Distillation: differentiable Grad-CAM saliency (X-KD) and depth-distribution losses (D2-KD)."""
