@@ -1,0 +1,267 @@
+"""Radar <-> image pairing by stamp: nearest within tolerance, latest frame wins, resets, sweeps, threads."""
+import threading
+import types
+
+import numpy as np
+import pytest
+
+from xd_rcdepth_ros.sync import Pair, RadarImagePairer, stamp_to_seconds
+
+T0 = 1_533_151_603.5  # a nuScenes-like epoch stamp: float seconds keep sub-microsecond resolution here
+
+
+def streams(duration=20.0, cam_hz=12.0, radar_hz=13.0, jitter=0.003, seed=0, t0=T0):
+    """Camera and radar stamps with jitter, and the arrival order of all messages (stamp + latency)."""
+    rng = np.random.default_rng(seed)
+    cam = t0 + np.arange(0, duration, 1 / cam_hz)
+    cam = cam + rng.uniform(-jitter, jitter, cam.size)
+    radar = t0 + 0.021 + np.arange(0, duration, 1 / radar_hz)
+    radar = radar + rng.uniform(-jitter, jitter, radar.size)
+    events = [(t + rng.uniform(0.015, 0.035), 'image', t) for t in cam]
+    events += [(t + rng.uniform(0.005, 0.025), 'radar', t) for t in radar]
+    events.sort()
+    return cam, radar, events
+
+
+def expected_nearest(cam, radar, tol):
+    """Brute force: image stamp -> nearest radar stamp within tolerance (or None)."""
+    out = {}
+    for t in cam:
+        j = int(np.argmin(np.abs(radar - t)))
+        out[t] = radar[j] if abs(radar[j] - t) <= tol else None
+    return out
+
+
+def feed(pairer, events, take=True):
+    """Feed events in arrival order; with take=True a fast consumer takes every pair as it is ready."""
+    pairs = []
+    for _, kind, t in events:
+        (pairer.add_image if kind == 'image' else pairer.add_radar)(t, f'{kind}@{t:.6f}')
+        if take:
+            p = pairer.take_latest()
+            if p is not None:
+                pairs.append(p)
+    pairer.flush()
+    if take and (p := pairer.take_latest()) is not None:
+        pairs.append(p)
+    return pairs
+
+
+def test_stamp_to_seconds_duck_types():
+    t = types.SimpleNamespace(sec=1_533_151_603, nanosec=500_000_001)
+    assert stamp_to_seconds(t) == pytest.approx(1_533_151_603.500000001, abs=1e-6)
+    assert stamp_to_seconds(types.SimpleNamespace(stamp=t)) == stamp_to_seconds(t)  # a Header
+    assert stamp_to_seconds(types.SimpleNamespace(nanoseconds=2_500_000_000)) == 2.5  # rclpy Time
+    assert stamp_to_seconds(3) == 3.0
+    with pytest.raises(TypeError):
+        stamp_to_seconds('12:00')
+
+
+def test_stamp_to_seconds_on_a_real_header():
+    from std_msgs.msg import Header
+    h = Header()
+    h.stamp.sec, h.stamp.nanosec = 10, 250_000_000
+    assert stamp_to_seconds(h) == 10.25 and stamp_to_seconds(h.stamp) == 10.25
+
+
+def test_12hz_camera_13hz_radar_every_image_gets_its_nearest_radar():
+    cam, radar, events = streams()
+    tol = 0.05
+    pairer = RadarImagePairer(tolerance=tol)
+    pairs = feed(pairer, events)
+    want = expected_nearest(cam, radar, tol)
+    assert all(r is not None for r in want.values())  # 38 ms max gap + jitter < 50 ms
+    assert [p.stamp for p in pairs] == list(cam)  # every image, once, in order
+    for p in pairs:
+        assert p.radar.stamp == want[p.stamp]
+        assert abs(p.radar_offset) <= tol and p.radar.msg == f'radar@{p.radar.stamp:.6f}'
+        assert p.image.msg == f'image@{p.stamp:.6f}' and p.sweeps == (p.radar,)
+    s = pairer.stats
+    assert (s.images_in, s.radar_in, s.paired, s.taken) == (cam.size, radar.size, cam.size, cam.size)
+    assert (s.unpaired_no_radar, s.dropped_stale, s.time_jumps, s.pending_images) == (0,) * 4
+    assert (s.out_of_order_images, s.out_of_order_radar) == (0, 0)
+
+
+def test_tight_tolerance_counts_unpaired_images():
+    cam, radar, events = streams(seed=3)
+    tol = 0.01
+    pairer = RadarImagePairer(tolerance=tol)
+    pairs = feed(pairer, events)
+    want = expected_nearest(cam, radar, tol)
+    n_expected = sum(r is not None for r in want.values())
+    assert 0 < n_expected < cam.size
+    assert all(p.radar.stamp == want[p.stamp] for p in pairs)
+    s = pairer.stats
+    assert s.paired == n_expected and s.unpaired_no_radar == cam.size - n_expected
+    # Two images between the same two radar sweeps become ready in one call: the older pair is
+    # superseded before anyone could take it (latest frame wins) and is counted, not lost silently.
+    assert len(pairs) + s.dropped_stale == s.paired
+
+
+def test_an_image_waits_for_the_next_radar_unless_told_not_to():
+    pairer = RadarImagePairer(tolerance=0.05)
+    pairer.add_radar(10.00, 'r0')
+    assert pairer.add_image(10.03, 'img') is None  # r0 is 30 ms away, a nearer radar may still come
+    pair = pairer.add_radar(10.04, 'r1')  # at/after the image: the choice is now final
+    assert pair.radar.msg == 'r1' and pairer.take_latest() is pair
+    eager = RadarImagePairer(tolerance=0.05, wait_for_next_radar=False)
+    eager.add_radar(10.00, 'r0')
+    assert eager.add_image(10.03, 'img').radar.msg == 'r0'
+
+
+def test_latest_frame_wins_and_counts_drops():
+    cam, radar, events = streams(duration=5.0)
+    pairer = RadarImagePairer(tolerance=0.05)
+    feed(pairer, events, take=False)  # a consumer that never keeps up
+    s = pairer.stats
+    assert s.paired == cam.size and s.dropped_stale == cam.size - 1
+    last = pairer.take_latest()
+    assert last.stamp == cam[-1] and pairer.take_latest() is None
+    assert pairer.stats.taken == 1
+
+
+def test_wait_for_pair_blocks_until_a_pair_is_ready():
+    pairer = RadarImagePairer(tolerance=0.05)
+    assert pairer.wait_for_pair(timeout=0.01) is None
+    pairer.add_radar(1.0, 'r')
+    timer = threading.Timer(0.05, lambda: pairer.add_image(1.0, 'img'))
+    timer.start()
+    pair = pairer.wait_for_pair(timeout=5.0)
+    timer.join()
+    assert isinstance(pair, Pair) and pair.image.msg == 'img'
+
+
+def test_bag_loop_time_jump_resets_once_and_pairs_on_the_new_timeline():
+    cam, radar, events = streams(duration=3.0)
+    pairer = RadarImagePairer(tolerance=0.05)
+    first = feed(pairer, events)
+    again = feed(pairer, events)  # the bag restarts: stamps jump back 3 s
+    s = pairer.stats
+    assert s.time_jumps == 1 and s.paired == 2 * cam.size
+    assert len(first) == len(again) == cam.size
+    want = expected_nearest(cam, radar, 0.05)
+    assert all(p.radar.stamp == want[p.stamp] for p in again)
+
+
+def test_small_reordering_is_not_a_jump():
+    pairer = RadarImagePairer(tolerance=0.05)
+    pairer.add_radar(5.00, 'r0')
+    pairer.add_radar(5.08, 'r2')
+    pairer.add_radar(5.04, 'r1')  # late radar: inserted in order
+    assert pairer.add_image(5.041, 'img').radar.msg == 'r1'
+    assert pairer.add_image(5.02, 'older') is None  # an image older than the last one is ignored
+    s = pairer.stats
+    assert (s.out_of_order_radar, s.out_of_order_images, s.time_jumps) == (1, 1, 0)
+
+
+def test_multi_sweep_window_is_anchored_at_the_nearest_radar():
+    pairer = RadarImagePairer(tolerance=0.05, radar_sweeps=3)
+    for i, t in enumerate((0.0, 0.077, 0.154, 0.231, 0.308)):
+        pairer.add_radar(100 + t, f'r{i}')
+    pair = pairer.add_image(100.2, 'img')  # nearest: r3 (31 ms); r4 is after it
+    assert pair.radar.msg == 'r3'
+    assert [s.msg for s in pair.sweeps] == ['r1', 'r2', 'r3']  # oldest first, ending at the nearest
+    fresh = RadarImagePairer(tolerance=0.05, radar_sweeps=3)
+    fresh.add_radar(100.0, 'r0')
+    fresh.add_radar(100.077, 'r1')
+    assert [s.msg for s in fresh.add_image(100.07, 'img').sweeps] == ['r0', 'r1']  # fewer when fewer exist
+
+
+def test_history_bounds_the_radar_buffer():
+    pairer = RadarImagePairer(tolerance=0.05, radar_sweeps=20, history=0.5)
+    for i in range(100):
+        pairer.add_radar(i / 13, i)
+    pair = pairer.add_image(99 / 13, 'img')
+    assert pair.radar.msg == 99
+    assert len(pair.sweeps) == 7 and pair.sweeps[0].stamp >= 99 / 13 - 0.5
+
+
+def test_camera_info_latest_or_matched():
+    pairer = RadarImagePairer(tolerance=0.05)
+    assert pairer.add_radar(1.0, 'r') is None
+    pairer.add_camera_info(0.2, 'old_info')
+    assert pairer.add_image(1.0, 'img').camera_info.msg == 'old_info'  # latest, whatever its stamp
+    strict = RadarImagePairer(tolerance=0.05, match_camera_info=True)
+    strict.add_radar(1.0, 'r')
+    strict.add_radar(1.077, 'r2')
+    assert strict.add_image(1.0, 'img') is None  # waits for its camera_info
+    assert strict.add_camera_info(1.0, 'info').camera_info.msg == 'info'
+    assert strict.add_image(1.08, 'img2') is None
+    strict.add_camera_info(1.5, 'far_info')  # stamped past image + tolerance: no match will come
+    assert strict.stats.pending_images == 1  # ... but the radar choice is not final yet
+    assert strict.add_radar(1.154, 'r3') is None
+    s = strict.stats
+    assert (s.paired, s.unpaired_no_camera_info) == (1, 1)
+
+
+def test_dead_radar_counts_unpaired_and_can_still_emit():
+    pairer = RadarImagePairer(tolerance=0.05, max_pending_images=3)
+    for i in range(10):
+        assert pairer.add_image(i / 12, i) is None
+    s = pairer.stats
+    assert s.unpaired_no_radar == 7 and s.pending_images == 3
+    pairer.expire(now=9 / 12)  # images older than now - tolerance give up
+    assert pairer.stats.unpaired_no_radar == 9
+    degraded = RadarImagePairer(tolerance=0.05, emit_without_radar=True)
+    degraded.add_image(1.0, 'img')
+    pair = degraded.flush()
+    assert pair.radar is None and pair.sweeps == () and pair.radar_offset is None
+    assert degraded.stats.unpaired_no_radar == 1 and degraded.stats.paired == 0
+
+
+def test_bad_parameters_are_refused():
+    for kwargs, word in [({'tolerance': 0}, 'tolerance'), ({'radar_sweeps': 0}, 'radar_sweeps'),
+                         ({'history': 0.01}, 'history'), ({'max_radar': 2, 'radar_sweeps': 2}, 'max_radar'),
+                         ({'time_jump': 0.01}, 'time_jump'), ({'max_pending_images': 0}, 'pending')]:
+        with pytest.raises(ValueError, match=word):
+            RadarImagePairer(**kwargs)
+    with pytest.raises(ValueError, match='finite'):
+        RadarImagePairer().add_radar(float('nan'), 'r')
+
+
+def test_two_feeding_threads_and_a_consumer():
+    cam, radar, _ = streams(duration=60.0, seed=5)
+    pairer = RadarImagePairer(tolerance=0.05)
+    taken, stop = [], threading.Event()
+
+    def produce(add, stamps, kind):
+        for i, t in enumerate(stamps):
+            add(t, f'{kind}{i}')
+
+    def consume():
+        while not stop.is_set() or pairer.stats.pending_images:
+            p = pairer.wait_for_pair(timeout=0.01)
+            if p is not None:
+                taken.append(p)
+
+    threads = [threading.Thread(target=produce, args=(pairer.add_image, cam, 'i')),
+               threading.Thread(target=produce, args=(pairer.add_radar, radar, 'r')),
+               threading.Thread(target=consume)]
+    for th in threads:
+        th.start()
+    for th in threads[:2]:
+        th.join()
+    pairer.flush()
+    stop.set()
+    threads[2].join()
+    if (p := pairer.take_latest()) is not None:
+        taken.append(p)
+    s = pairer.stats
+    assert (s.images_in, s.radar_in) == (cam.size, radar.size)
+    # Every image is accounted for exactly once, and pairs come out in stamp order.
+    assert s.paired + s.unpaired_no_radar + s.out_of_order_images + s.pending_images == cam.size
+    assert s.paired == s.taken + s.dropped_stale == len(taken) + s.dropped_stale
+    assert all(a.stamp < b.stamp for a, b in zip(taken, taken[1:]))
+    assert all(abs(p.radar_offset) <= 0.05 for p in taken)
+
+
+def test_images_pending_at_a_time_jump_are_settled_not_lost():
+    pairer = RadarImagePairer(tolerance=0.05)
+    pairer.add_radar(10.0, 'r_old')
+    assert pairer.add_image(10.03, 'img_old') is None  # pending: waits for a radar after it
+    pairer.add_radar(0.0, 'r_new')  # the bag restarts
+    s = pairer.stats
+    assert (s.time_jumps, s.paired, s.pending_images) == (1, 1, 0)
+    assert pairer.take_latest().radar.msg == 'r_old'
+    assert pairer.add_image(0.01, 'img_new') is None  # the image stream's own jump: no second reset
+    assert pairer.flush().radar.msg == 'r_new' and pairer.stats.time_jumps == 1

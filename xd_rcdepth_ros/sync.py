@@ -1,0 +1,346 @@
+"""Pairing radar with camera images by header stamp, latest frame wins.
+
+Pure Python over (stamp in seconds, payload): no ROS import, so it is unit-tested without DDS and the
+node only wraps it. message_filters' ApproximateTimeSynchronizer would be importable on a full ROS
+install, but the node uses this class everywhere on purpose: message_filters has no latest-frame-wins
+slot or drop counting, its slop/queue semantics differ from a per-image nearest-radar search, and one
+implementation means the vehicle behaves exactly as CI tests it.
+
+Why it is shaped like this (nuScenes: radar ~13 Hz, camera ~12 Hz, not triggered together):
+
+- Each image is paired with the radar message whose stamp is *nearest*, if within ``tolerance`` seconds.
+  The nearest one is only known once a radar stamped at or after the image has arrived (radar arrives in
+  stamp order), so by default an image waits ("pending") for that radar; ``wait_for_next_radar=False``
+  pairs at once with the nearest radar already buffered when it is within tolerance (lower latency, and
+  occasionally not the nearest).
+- A pending image gives up when a radar stamped later than image + tolerance arrives, when more than
+  ``max_pending_images`` newer images queue behind it (covers a dead radar), when a newer image is paired
+  (time never runs backwards in the output), or on ``expire(now)`` / ``flush()``. Giving up means: take the
+  best radar within tolerance if any, else count ``unpaired_no_radar``.
+- Latest frame wins: ready pairs go into a one-pair slot; a newer pair replaces an unconsumed one and
+  counts ``dropped_stale``, so inference never queues behind itself. Consume with ``take_latest()`` or
+  ``wait_for_pair(timeout)``.
+- ``radar_sweeps=K`` returns, besides the nearest radar, up to K-1 older buffered sweeps for multi-sweep
+  accumulation (``Pair.sweeps``, oldest first, ending with the nearest). Anchoring the window at the
+  nearest sweep (rather than at the newest sweep before image + tolerance) makes K=1 identical to
+  single-sweep pairing, and the anchor is the best-timed sweep to compensate ego motion against.
+- camera_info: the newest one is attached (``Pair.camera_info``, may be None); with
+  ``match_camera_info=True`` the one nearest the image stamp within tolerance is required, and the image
+  waits for it like it waits for radar (``unpaired_no_camera_info`` when none comes).
+- A stream whose stamp jumps back by more than ``time_jump`` seconds (a bag loop restarting) resets all
+  buffers once and counts ``time_jumps`` (pending images are settled first); smaller regressions are
+  reordering: an old image is ignored (``out_of_order_images``), an old radar is inserted in order
+  (``out_of_order_radar``). So images_in = paired + unpaired_* + out_of_order_images + pending_images.
+
+All methods hold one lock: the node feeds it from subscription callbacks while the inference callback
+group takes pairs in another thread of a MultiThreadedExecutor.
+
+Stamps are float seconds: at Unix-epoch magnitudes a double resolves ~0.2 us, far below any tolerance.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any, List, Optional, Tuple
+
+
+def stamp_to_seconds(stamp) -> float:
+    """Seconds of a builtin_interfaces/Time (duck-typed sec/nanosec), a Header, an rclpy Time or a number."""
+    if hasattr(stamp, 'stamp'):  # a std_msgs/Header
+        stamp = stamp.stamp
+    if hasattr(stamp, 'sec') and hasattr(stamp, 'nanosec'):
+        return int(stamp.sec) + int(stamp.nanosec) * 1e-9
+    if hasattr(stamp, 'nanoseconds'):  # rclpy.time.Time
+        return int(stamp.nanoseconds) * 1e-9
+    if isinstance(stamp, (int, float)):
+        return float(stamp)
+    raise TypeError(f'cannot read a time stamp from {type(stamp).__name__}')
+
+
+@dataclass(frozen=True, eq=False)  # identity equality: payloads (arrays, messages) need not compare
+class Stamped:
+    """A message with its header stamp in seconds."""
+
+    stamp: float
+    msg: Any
+
+
+@dataclass(frozen=True, eq=False)
+class Pair:
+    """One image ready for inference, with the radar (and camera_info) chosen for it.
+
+    radar:       the nearest radar within tolerance (None only with emit_without_radar=True).
+    sweeps:      radar messages for accumulation, oldest first, ending with `radar` (len <= radar_sweeps).
+    camera_info: the camera_info to use, or None when none has arrived.
+    """
+
+    image: Stamped
+    radar: Optional[Stamped]
+    sweeps: Tuple[Stamped, ...]
+    camera_info: Optional[Stamped]
+
+    @property
+    def stamp(self) -> float:
+        return self.image.stamp
+
+    @property
+    def radar_offset(self) -> Optional[float]:
+        """image stamp - radar stamp in seconds (positive: the radar is older than the image)."""
+        return None if self.radar is None else self.image.stamp - self.radar.stamp
+
+
+@dataclass(frozen=True)
+class PairerStats:
+    """A snapshot of the counters (for diagnostics and the node's warnings)."""
+
+    images_in: int = 0
+    radar_in: int = 0
+    camera_info_in: int = 0
+    paired: int = 0
+    unpaired_no_radar: int = 0
+    unpaired_no_camera_info: int = 0
+    dropped_stale: int = 0
+    taken: int = 0
+    time_jumps: int = 0
+    out_of_order_images: int = 0
+    out_of_order_radar: int = 0
+    pending_images: int = 0
+    last_image_stamp: Optional[float] = None
+    last_radar_stamp: Optional[float] = None
+    last_radar_offset: Optional[float] = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_COUNTERS = ('images_in', 'radar_in', 'camera_info_in', 'paired', 'unpaired_no_radar',
+             'unpaired_no_camera_info', 'dropped_stale', 'taken', 'time_jumps', 'out_of_order_images',
+             'out_of_order_radar')
+
+
+class RadarImagePairer:
+    """Pairs images with the nearest radar by stamp and hands out only the newest ready pair.
+
+    Parameters (seconds unless said otherwise):
+        tolerance:           max |image stamp - radar stamp| of a pair (the node's sync_tolerance).
+        radar_sweeps:        K, number of radar sweeps in Pair.sweeps (1 = single sweep).
+        history:             radar older than the newest radar minus this is forgotten.
+        max_radar:           hard bound on buffered radar messages.
+        max_pending_images:  images allowed to wait for radar at once; the oldest gives up beyond it.
+        wait_for_next_radar: wait until the nearest radar is certain (see module docstring).
+        match_camera_info:   require a camera_info stamped within tolerance of the image.
+        time_jump:           a stream going back in time by more than this resets everything.
+        emit_without_radar:  an image that gives up without radar still yields a Pair (radar None).
+    """
+
+    def __init__(self, tolerance: float = 0.05, radar_sweeps: int = 1, history: float = 1.0,
+                 max_radar: int = 64, max_pending_images: int = 3, wait_for_next_radar: bool = True,
+                 match_camera_info: bool = False, time_jump: float = 1.0, emit_without_radar: bool = False):
+        _require(tolerance > 0 and math.isfinite(tolerance), f'tolerance must be > 0 s, got {tolerance}')
+        _require(int(radar_sweeps) >= 1, f'radar_sweeps must be >= 1, got {radar_sweeps}')
+        _require(history >= tolerance, f'history ({history} s) must be >= tolerance ({tolerance} s)')
+        _require(int(max_radar) >= int(radar_sweeps) + 1,
+                 f'max_radar ({max_radar}) must exceed radar_sweeps ({radar_sweeps})')
+        _require(int(max_pending_images) >= 1, f'max_pending_images must be >= 1, got {max_pending_images}')
+        _require(time_jump > tolerance, f'time_jump ({time_jump} s) must exceed tolerance ({tolerance} s)')
+        self.tolerance = float(tolerance)
+        self.radar_sweeps = int(radar_sweeps)
+        self.history = float(history)
+        self.max_radar = int(max_radar)
+        self.max_pending_images = int(max_pending_images)
+        self.wait_for_next_radar = bool(wait_for_next_radar)
+        self.match_camera_info = bool(match_camera_info)
+        self.time_jump = float(time_jump)
+        self.emit_without_radar = bool(emit_without_radar)
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._slot: Optional[Pair] = None
+        self._last_offset: Optional[float] = None
+        self._clear_buffers()
+
+    # ---------------------------------------------------------------------------------------- feeding
+
+    def add_radar(self, stamp: float, msg: Any) -> Optional[Pair]:
+        """Buffer a radar message; returns the Pair this made ready (also put in the slot), else None."""
+        with self._lock:
+            self._counts['radar_in'] += 1
+            self._check_jump('radar', stamp)
+            if self._radar and stamp < self._radar[-1].stamp:
+                self._counts['out_of_order_radar'] += 1
+            bisect.insort(self._radar, Stamped(float(stamp), msg), key=lambda s: s.stamp)
+            newest = self._last['radar']
+            self._last['radar'] = stamp if newest is None else max(stamp, newest)
+            self._prune_radar()
+            return self._process_pending(force_upto=-1)
+
+    def add_camera_info(self, stamp: float, msg: Any) -> Optional[Pair]:
+        """Keep a camera_info (the newest, plus a few for stamp matching); may complete a pending image."""
+        with self._lock:
+            self._counts['camera_info_in'] += 1
+            self._check_jump('camera_info', stamp)
+            self._last['camera_info'] = stamp
+            self._infos.append(Stamped(float(stamp), msg))
+            del self._infos[:-8]  # a handful covers any image still pending
+            return self._process_pending(force_upto=-1) if self.match_camera_info else None
+
+    def add_image(self, stamp: float, msg: Any) -> Optional[Pair]:
+        """Queue an image for pairing; returns the Pair this made ready (also put in the slot), else None."""
+        with self._lock:
+            self._counts['images_in'] += 1
+            self._check_jump('image', stamp)
+            last = self._last['image']
+            if last is not None and stamp <= last:
+                self._counts['out_of_order_images'] += 1  # never go back in time: a stale image is ignored
+                return None
+            self._last['image'] = stamp
+            self._pending.append(Stamped(float(stamp), msg))
+            overflow = len(self._pending) - self.max_pending_images
+            return self._process_pending(force_upto=overflow - 1)
+
+    def expire(self, now: float) -> Optional[Pair]:
+        """Give up on pending images stamped before now - tolerance (call from a timer with ROS time)."""
+        with self._lock:
+            older = [i for i, img in enumerate(self._pending) if img.stamp < now - self.tolerance]
+            return self._process_pending(force_upto=older[-1] if older else -1)
+
+    def flush(self) -> Optional[Pair]:
+        """Give up on every pending image now (end of a bag, shutdown)."""
+        with self._lock:
+            return self._process_pending(force_upto=len(self._pending) - 1)
+
+    def reset(self) -> None:
+        """Forget buffered messages and the slot (counters are kept)."""
+        with self._lock:
+            self._clear_buffers()
+            self._slot = None
+
+    # -------------------------------------------------------------------------------------- consuming
+
+    def take_latest(self) -> Optional[Pair]:
+        """The newest ready pair, removing it from the slot; None when nothing new is ready."""
+        with self._lock:
+            return self._take()
+
+    def wait_for_pair(self, timeout: Optional[float] = None) -> Optional[Pair]:
+        """Like take_latest, but blocks up to `timeout` seconds (None: forever) for a pair."""
+        with self._ready:
+            self._ready.wait_for(lambda: self._slot is not None, timeout)
+            return self._take()
+
+    @property
+    def stats(self) -> PairerStats:
+        with self._lock:
+            return PairerStats(**self._counts, pending_images=len(self._pending),
+                               last_image_stamp=self._last['image'], last_radar_stamp=self._last['radar'],
+                               last_radar_offset=self._last_offset)
+
+    # ------------------------------------------------------------------------------------- internals
+
+    def _clear_buffers(self) -> None:
+        self._radar: List[Stamped] = []  # sorted by stamp
+        self._pending: List[Stamped] = []  # images waiting, oldest first
+        self._infos: List[Stamped] = []  # newest last
+        self._last = {'image': None, 'radar': None, 'camera_info': None}
+
+    def _take(self) -> Optional[Pair]:
+        pair, self._slot = self._slot, None
+        if pair is not None:
+            self._counts['taken'] += 1
+        return pair
+
+    def _check_jump(self, stream: str, stamp: float) -> None:
+        if not math.isfinite(stamp):
+            raise ValueError(f'{stream} stamp must be finite seconds, got {stamp}')
+        last = self._last[stream]
+        if last is not None and stamp < last - self.time_jump:
+            # A bag restarting (or a clock reset): everything buffered belongs to another timeline.
+            # Pending images are settled on the old one first, so every image stays accounted for.
+            self._counts['time_jumps'] += 1
+            self._process_pending(force_upto=len(self._pending) - 1)
+            self._clear_buffers()
+
+    def _prune_radar(self) -> None:
+        newest = self._radar[-1].stamp
+        keep = bisect.bisect_left(self._radar, newest - self.history, key=lambda s: s.stamp)
+        del self._radar[:max(keep, len(self._radar) - self.max_radar)]
+
+    def _process_pending(self, force_upto: int) -> Optional[Pair]:
+        """Resolve pending images; those at index <= force_upto give up waiting. Returns the last Pair made.
+
+        If an image resolves, every older one is forced too, so pairs come out in stamp order.
+        """
+        last_ready = max(force_upto, -1)
+        for i, img in enumerate(self._pending):
+            if i > last_ready and self._decide(img, force=False) is not None:
+                last_ready = i
+        made = None
+        for img in self._pending[:last_ready + 1]:
+            made = self._emit(img, self._decide(img, force=True)) or made
+        del self._pending[:last_ready + 1]
+        return made
+
+    def _decide(self, img: Stamped, force: bool) -> Optional[tuple]:
+        """(radar index or None, camera_info or None) once the pairing is final, else None (keep waiting).
+
+        With force=True the pairing is always final: the best candidates available now.
+        """
+        radar_index, radar_final = self._nearest_radar(img.stamp)
+        info, info_final = self._camera_info_for(img.stamp)
+        if force or (radar_final and info_final):
+            return radar_index, info
+        return None
+
+    def _nearest_radar(self, t: float) -> tuple:
+        """(index of the nearest radar within tolerance or None, whether that choice is final)."""
+        i = bisect.bisect_left(self._radar, t, key=lambda s: s.stamp)
+        around = [j for j in (i - 1, i) if 0 <= j < len(self._radar)]
+        best = min(around, key=lambda j: abs(self._radar[j].stamp - t), default=None)
+        if best is not None and abs(self._radar[best].stamp - t) > self.tolerance:
+            best = None
+        # Radar arrives in stamp order: once one is stamped at/after t, nothing later can be nearer.
+        final = i < len(self._radar)
+        if best is not None and not self.wait_for_next_radar:
+            final = True
+        return best, final
+
+    def _camera_info_for(self, t: float) -> tuple:
+        if not self.match_camera_info:
+            return (self._infos[-1] if self._infos else None), True
+        best = min(self._infos, key=lambda s: abs(s.stamp - t), default=None)
+        if best is not None and abs(best.stamp - t) <= self.tolerance:
+            return best, True
+        late = bool(self._infos) and self._infos[-1].stamp > t + self.tolerance
+        return None, late
+
+    def _emit(self, img: Stamped, decision: tuple) -> Optional[Pair]:
+        radar_index, info = decision
+        radar = None if radar_index is None else self._radar[radar_index]
+        if self.match_camera_info and info is None:
+            self._counts['unpaired_no_camera_info'] += 1
+            return None
+        if radar is None:
+            self._counts['unpaired_no_radar'] += 1
+            if not self.emit_without_radar:
+                return None
+        pair = Pair(image=img, radar=radar, sweeps=self._sweeps_ending_at(radar_index), camera_info=info)
+        if radar is not None:
+            self._counts['paired'] += 1
+            self._last_offset = pair.radar_offset
+        if self._slot is not None:
+            self._counts['dropped_stale'] += 1  # the consumer was busy: the older pair is never processed
+        self._slot = pair
+        self._ready.notify_all()
+        return pair
+
+    def _sweeps_ending_at(self, j: Optional[int]) -> Tuple[Stamped, ...]:
+        if j is None:
+            return ()
+        return tuple(self._radar[max(0, j - self.radar_sweeps + 1):j + 1])
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
