@@ -45,6 +45,7 @@ setup(
     entry_points={
         'console_scripts': [
             'xd-rcdepth = xd_rcdepth_core.cli:main',
+            'xd_rcdepth_node = xd_rcdepth_ros.node:main',
         ],
     },
 )
