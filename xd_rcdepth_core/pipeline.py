@@ -134,7 +134,7 @@ class DepthEstimator:
                 raise ValueError(f'unknown saliency layer(s) {sorted(unknown)}: choose from {TAP_LAYERS}')
             with torch.enable_grad():
                 # Gradients flow from the input, so Grad-CAM works even on frozen weights.
-                out = self._forward(img_t.requires_grad_(True), radar_t)
+                out = self._forward(img_t.requires_grad_(True), radar_t.requires_grad_(True))
                 maps = grad_cam(out['taps'], saliency_target(out['depth'].float()), layers=tuple(saliency_layers))
             saliency = {k: normalise_map(v.detach().float(), size=(frame.height, frame.width))[0, 0].cpu().numpy()
                         for k, v in maps.items()}

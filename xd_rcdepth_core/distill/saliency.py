@@ -47,11 +47,17 @@ def grad_cam(features: dict, target: torch.Tensor, layers=TAP_LAYERS, create_gra
     return maps
 
 
-def normalise_map(cam: torch.Tensor, size=None, eps: float = 1e-8) -> torch.Tensor:
-    """Scale each map to [0, 1] (for display), optionally resized bilinearly to `size` = (H, W)."""
+def normalise_map(cam: torch.Tensor, size=None) -> torch.Tensor:
+    """Scale each map to [0, 1] (for display), optionally resized bilinearly to `size` = (H, W).
+
+    No additive epsilon: Grad-CAM values of an untrained network can be ~1e-12, and a constant map
+    becomes zeros rather than noise.
+    """
     if size is not None:
         cam = F.interpolate(cam, size=size, mode='bilinear', align_corners=False)
     flat = cam.flatten(1)
     lo = flat.min(dim=1, keepdim=True).values
     hi = flat.max(dim=1, keepdim=True).values
-    return ((flat - lo) / (hi - lo + eps)).view_as(cam)
+    span = hi - lo
+    scaled = (flat - lo) / torch.where(span > 0, span, torch.ones_like(span))
+    return torch.where(span > 0, scaled, torch.zeros_like(scaled)).view_as(cam)
