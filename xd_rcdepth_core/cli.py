@@ -10,11 +10,16 @@ import argparse
 import importlib
 import sys
 
-# name -> (module, one-line help). Modules are imported lazily: `xd-rcdepth info` must not pay for torch
-# models or the devkit.
+# name -> (module, one-line help[, add-arguments function, run function]). The functions default to
+# `add_arguments` and `run`. Command modules import heavy things (torch models, the devkit, ROS) inside
+# `run`, so `xd-rcdepth info` stays fast and the core never loads ROS.
 SUBCOMMANDS = {
     'info': ('xd_rcdepth_core.commands.info', 'versions, devices, ROS availability; model sizes with --model'),
-    'synth': ('xd_rcdepth_core.synthetic.command', 'generate a synthetic radar-camera driving sequence'),
+    'synth': ('xd_rcdepth_core.synthetic.command', 'generate a synthetic radar-camera dataset (native or nuScenes format)'),
+    'prepare': ('xd_rcdepth_core.data.commands', 'turn a dataset (nuScenes, ZJU-4DRadarCam, synthetic) into a training cache',
+                'add_prepare_arguments', 'run_prepare'),
+    'show': ('xd_rcdepth_core.data.commands', 'picture of one cached sample (image, radar, GT)',
+             'add_show_arguments', 'run_show'),
     'demo': ('xd_rcdepth_core.commands.demo', 'run the main job on the embedded synthetic data'),
 }
 
@@ -28,10 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog='xd-rcdepth',
         description='XD-RCDepth radar-camera depth estimation: data, models, training, evaluation.')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
+    for name, (module_name, help_text, *functions) in SUBCOMMANDS.items():
+        add_name, run_name = functions or ('add_arguments', 'run')
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(_module=module_name)
-        importlib.import_module(module_name).add_arguments(p)
+        p.set_defaults(_module=module_name, _run=run_name)
+        getattr(importlib.import_module(module_name), add_name)(p)
     return parser
 
 
@@ -41,9 +47,9 @@ def main(argv=None) -> int:
     if not getattr(args, 'command', None):
         parser.print_help()
         return 2
-    module = importlib.import_module(args._module)
+    run = getattr(importlib.import_module(args._module), args._run)
     try:
-        return int(module.run(args) or 0)
+        return int(run(args) or 0)
     except (UserError, FileNotFoundError, ValueError) as exc:
         print(f'xd-rcdepth {args.command}: error: {exc}', file=sys.stderr)
         return 2

@@ -19,6 +19,10 @@ SIZE = re.compile(r'^\s*(\d+)\s*[xX]\s*(\d+)\s*$')
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--out', required=True, help='output folder (created; must be empty unless --overwrite)')
+    parser.add_argument('--format', choices=('native', 'nuscenes'), default='native',
+                        help='native: this project\'s lossless format (storage.py); nuscenes: a nuScenes-format '
+                             'dataset (v1.0-mini tables, JPG, radar .pcd, lidar .pcd.bin) the official devkit loads, '
+                             'with --frames keyframes per scene')
     parser.add_argument('--scenes', type=int, default=1, help='number of scenes (default 1)')
     parser.add_argument('--frames', type=int, default=10, help='camera frames per scene, 12 Hz (default 10)')
     parser.add_argument('--size', default='900x1600', help='image HEIGHTxWIDTH (default 900x1600, nuScenes)')
@@ -78,6 +82,8 @@ def _clear(out: Path) -> None:
 
 
 def run(args) -> int:
+    if getattr(args, 'format', 'native') == 'nuscenes':
+        return _run_nuscenes(args)
     (height, width), out = _check(args)
     from tqdm import tqdm
 
@@ -114,4 +120,28 @@ def run(args) -> int:
     n = args.scenes * args.frames
     print(f'wrote {n} frames ({args.scenes} scenes x {args.frames}) of {height}x{width} to {out}: '
           f'{total_bytes / 1e6:.1f} MB in {seconds:.1f} s ({seconds / n:.2f} s/frame)')
+    return 0
+
+
+def _run_nuscenes(args) -> int:
+    """Write the world as a nuScenes-format dataset (data/nuscenes_writer.py)."""
+    size = parse_size(args.size)
+    for name in ('scenes', 'frames'):
+        if getattr(args, name) < 1:
+            raise UserError(f'--{name} must be a positive integer, got {getattr(args, name)}')
+    out = Path(args.out)
+    if out.is_dir() and any(out.iterdir()):
+        if not args.overwrite:
+            raise UserError(f'--out {out} is not empty; pass --overwrite to replace a nuScenes-format set there')
+        if not (out / 'v1.0-mini').is_dir():
+            raise UserError(f'--out {out} is not empty and holds no v1.0-mini tables; refusing to delete it')
+        shutil.rmtree(out)
+    from ..data.nuscenes_writer import write_nuscenes
+    start = time.perf_counter()
+    report = write_nuscenes(out, seed=args.seed, n_scenes=args.scenes, samples_per_scene=args.frames,
+                            height=size[0], width=size[1], accumulate=max(args.accumulate, 0),
+                            progress=not args.quiet)
+    samples = sum(len(v) for v in report.scenes.values())
+    print(f'wrote a nuScenes-format dataset ({report.version}) to {out}: {len(report.scenes)} scenes, {samples} '
+          f'keyframes, {report.files} files in {time.perf_counter() - start:.1f} s')
     return 0
