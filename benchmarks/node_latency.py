@@ -1,0 +1,171 @@
+"""Latency of the xd_rcdepth node under a 12 Hz camera, next to the bare DepthEstimator.
+
+    python benchmarks/node_latency.py                      # 900x1600, 24 frames at 12 Hz, random student
+    python benchmarks/node_latency.py --size 450x800 --frames 48 --checkpoint model.pt
+
+The node runs as its console script (a separate process, as on a vehicle) with the shipped Fast DDS
+profile; this script publishes synthetic-world frames (Image, CameraInfo, radar PointCloud2) at
+--rate, records when each depth image comes back, and reads the node's /diagnostics. Latency here is
+publish-to-receive of the depth image (both DDS hops, conversion, pairing, inference, publishing);
+the node's overhead is that minus the bare DepthEstimator time of the same frames in this run.
+When inference is slower than the camera the node drops frames (latest frame wins) instead of
+queueing: latency must stay bounded, and the drop count says how many were skipped.
+Writes out/benchmarks/node_latency.{json,md}. A benchmark reports; it asserts nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / 'test'))
+os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+os.environ.setdefault('ROS_DOMAIN_ID', str(20 + os.getpid() % 200))
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--size', default='900x1600', help='image HEIGHTxWIDTH (default 900x1600)')
+    p.add_argument('--frames', type=int, default=24, help='frames to publish (default 24)')
+    p.add_argument('--rate', type=float, default=12.0, help='camera rate in Hz (default 12)')
+    p.add_argument('--checkpoint', default=None, help='checkpoint to run (default: a random student)')
+    p.add_argument('--threads', type=int, default=0, help='torch threads in the node and bare runs (0 = default)')
+    p.add_argument('--out', default=str(ROOT / 'out' / 'benchmarks'), help='folder for node_latency.json/.md')
+    return p.parse_args()
+
+
+def percentiles(values):
+    if not values:
+        return None, None
+    return float(np.percentile(values, 50)), float(np.percentile(values, 95))
+
+
+def main() -> int:
+    args = parse_args()
+    h, w = (int(v) for v in args.size.lower().split('x'))
+    import torch
+    from xd_rcdepth_core.geometry import rotation_to_quaternion
+    from xd_rcdepth_core.models import build_model
+    from xd_rcdepth_core.models.checkpoint import save_checkpoint
+    from xd_rcdepth_core.pipeline import DepthEstimator
+    from xd_rcdepth_core.synthetic import generate_sequence
+    from xd_rcdepth_ros.resources import apply_fastdds_profile
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tmp = Path(tempfile.mkdtemp(prefix='xd_node_latency_'))
+    ckpt = args.checkpoint
+    if ckpt is None:
+        torch.manual_seed(0)
+        ckpt = str(save_checkpoint(tmp / 'student.pt', build_model('xd_rcdepth')))
+    print(f'generating {args.frames} synthetic frames at {h}x{w} ...', flush=True)
+    frames = list(generate_sequence(seed=0, n_frames=args.frames, height=h, width=w))
+    T = frames[0].T_camera_radar
+    est = DepthEstimator.from_checkpoint(ckpt, device='cpu')
+    est.predict(frames[0])                                  # warm-up
+    bare = [est.predict(f.replace(T_camera_radar=T)).timings_ms['total'] for f in frames[: min(6, len(frames))]]
+    del est
+
+    note = apply_fastdds_profile()
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, qos_profile_sensor_data
+    from ros_helpers import frame_messages, spin_until
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+    q = rotation_to_quaternion(T[:3, :3])
+    cmd = [str(Path(sys.executable).parent / 'xd_rcdepth_node'), '--ros-args', '--params-file',
+           str(ROOT / 'config' / 'xd_rcdepth.param.yaml'), '-p', f'checkpoint:={ckpt}',
+           '-p', f'T_camera_radar.translation:=[{",".join(map(str, T[:3, 3]))}]',
+           '-p', f'T_camera_radar.rotation:=[{",".join(map(str, q))}]', '-p', f'torch_threads:={args.threads}']
+    log = open(tmp / 'node.log', 'w')
+    node_proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    rclpy.init()
+    peer = rclpy.create_node('node_latency_benchmark')
+    ex = SingleThreadedExecutor()
+    ex.add_node(peer)
+    sent, received, diag = {}, {}, []
+    pubs = [peer.create_publisher(t, f'/xd_rcdepth/input/{n}', qos_profile_sensor_data)
+            for t, n in ((CameraInfo, 'camera_info'), (PointCloud2, 'radar_points'), (Image, 'image'))]
+
+    def on_depth(msg):
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        received[round(stamp, 6)] = time.perf_counter()
+
+    peer.create_subscription(Image, '/xd_rcdepth/output/depth', on_depth, QoSProfile(depth=10))
+    peer.create_subscription(DiagnosticArray, '/diagnostics', lambda m: diag.append(m), 10)
+    try:
+        if not spin_until(ex, lambda: all(p.get_subscription_count() for p in pubs), timeout=120):
+            print('the node did not come up; see', tmp / 'node.log')
+            return 1
+        spin_until(ex, lambda: False, timeout=2.0)          # let the node settle (model loaded at activate)
+        messages = [frame_messages(f, 1000.0 + i / args.rate) for i, f in enumerate(frames)]
+        start = time.perf_counter()
+        for i, (image, info, radar) in enumerate(messages):
+            due = start + i / args.rate
+            while time.perf_counter() < due:
+                ex.spin_once(timeout_sec=max(0.0, min(0.005, due - time.perf_counter())))
+            for p, m in zip(pubs, (info, radar, image)):
+                p.publish(m)
+            sent[round(1000.0 + i / args.rate, 6)] = time.perf_counter()
+        last = time.perf_counter()
+        while time.perf_counter() - last < max(5.0, 3 * max(bare) / 1e3):
+            n = len(received)
+            ex.spin_once(timeout_sec=0.05)
+            if len(received) != n:
+                last = time.perf_counter()
+        duration = max(received.values(), default=start) - start
+    finally:
+        node_proc.send_signal(2)
+        try:
+            node_proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            node_proc.kill()
+        peer.destroy_node()
+        rclpy.try_shutdown()
+
+    latency = [1e3 * (received[s] - sent[s]) for s in received if s in sent]
+    node_values = {kv.key: kv.value for kv in diag[-1].status[0].values} if diag else {}
+    lat50, lat95 = percentiles(latency)
+    bare50, bare95 = percentiles(bare)
+    overhead = None if lat50 is None else lat50 - bare50
+    result = {
+        'size': [h, w], 'rate_hz': args.rate, 'frames_sent': len(sent), 'depth_received': len(received),
+        'dropped': len(sent) - len(received), 'throughput_hz': len(received) / duration if duration > 0 else 0.0,
+        'latency_ms_p50': lat50, 'latency_ms_p95': lat95, 'bare_inference_ms_p50': bare50,
+        'bare_inference_ms_p95': bare95, 'node_overhead_ms_p50': overhead,
+        'overhead_goal_ms': max(0.1 * bare50, 15.0), 'node_diagnostics': node_values,
+        'fastdds_profile': note, 'machine': platform.machine(), 'torch_threads': torch.get_num_threads(),
+        'checkpoint': ckpt,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / 'node_latency.json').write_text(json.dumps(result, indent=2))
+    fmt = (lambda v: 'n/a' if v is None else f'{v:.1f}')
+    table = '\n'.join([
+        f'Node latency at {h}x{w}, {args.rate:g} Hz camera, {len(sent)} frames ({platform.machine()}, CPU, '
+        f'torch threads {torch.get_num_threads()}).', '',
+        '| frames sent | depth received | dropped | throughput (Hz) | latency p50 / p95 (ms) | '
+        'bare inference p50 / p95 (ms) | node overhead p50 (ms) | goal (ms) |',
+        '|---|---|---|---|---|---|---|---|',
+        f'| {len(sent)} | {len(received)} | {len(sent) - len(received)} | {result["throughput_hz"]:.2f} | '
+        f'{fmt(lat50)} / {fmt(lat95)} | {fmt(bare50)} / {fmt(bare95)} | {fmt(overhead)} | '
+        f'{result["overhead_goal_ms"]:.0f} |'])
+    (out / 'node_latency.md').write_text(table + '\n')
+    print(table)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
