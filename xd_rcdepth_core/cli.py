@@ -20,6 +20,10 @@ SUBCOMMANDS = {
                 'add_prepare_arguments', 'run_prepare'),
     'show': ('xd_rcdepth_core.data.commands', 'picture of one cached sample (image, radar, GT)',
              'add_show_arguments', 'run_show'),
+    'to-bag': ('xd_rcdepth_ros.commands.to_bag', 'dataset scene(s) -> Jazzy rosbag2 (camera, radar, lidar, TF, ego poses)'),
+    'replay': ('xd_rcdepth_ros.commands.replay', 'replay a rosbag2 over DDS paced by bag time, with /clock'),
+    'replay-eval': ('xd_rcdepth_ros.commands.replay_eval',
+                    'paper metrics of a checkpoint on a rosbag2, offline or through the node (--live)'),
     'demo': ('xd_rcdepth_core.commands.demo', 'run the main job on the embedded synthetic data'),
 }
 
@@ -52,6 +56,11 @@ def main(argv=None) -> int:
         return int(run(args) or 0)
     except (UserError, FileNotFoundError, ValueError) as exc:
         print(f'xd-rcdepth {args.command}: error: {exc}', file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        hint = ' (ROS 2: run `make test` once, or source a ROS 2 install)' if exc.name and (
+            exc.name.startswith('rclpy') or exc.name.endswith('_msgs')) else ''
+        print(f'xd-rcdepth {args.command}: error: missing Python module {exc.name}{hint}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f'xd-rcdepth {args.command}: interrupted', file=sys.stderr)

@@ -1,0 +1,229 @@
+"""Bag replay over loopback DDS (/clock, pacing, loop), and replay evaluation offline vs live (the node).
+
+Every DDS participant here lives in a private rclpy context (RosSession) on the test run's domain
+(conftest.py: ROS_DOMAIN_ID, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST; the node subprocess inherits them).
+Timing checks are one-sided where the machine's load could bite: a paced message is never early.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip('rclpy', reason='rclpy is installed by make test (ROS 2 Jazzy wheels)')
+
+from test_bag import FRAMES, copy_bag, make_synthetic_bag, run_command  # noqa: E402
+from xd_rcdepth_core.metrics import METRIC_NAMES  # noqa: E402
+from xd_rcdepth_ros.bag.reader import header_stamp_ns, message_class, reading  # noqa: E402
+from xd_rcdepth_ros.bag.replay import BagPlayer  # noqa: E402
+from xd_rcdepth_ros.bag.session import RosSession  # noqa: E402
+from xd_rcdepth_ros.resources import apply_fastdds_profile  # noqa: E402
+
+# Before any participant of this process exists: Fast DDS reads its profile once.
+apply_fastdds_profile()
+
+
+@pytest.fixture(scope='module')
+def synthetic_bag(tmp_path_factory):
+    return make_synthetic_bag(tmp_path_factory.mktemp('synthetic'))[1]
+
+
+class Listener:
+    """Raw subscriptions in a context of their own: (topic, stamp ns, arrival time) of everything."""
+
+    def __init__(self, topics: dict):
+        from rclpy.qos import QoSProfile
+        self.session = RosSession('xd_rcdepth_test_listener')
+        self.got = []
+        self._lock = threading.Lock()
+        for topic, msgtype in topics.items():
+            self.session.node.create_subscription(message_class(msgtype), topic,
+                                                  lambda raw, t=topic: self._on(t, raw), QoSProfile(depth=200),
+                                                  raw=True)
+
+    def _on(self, topic, raw):
+        with self._lock:
+            self.got.append((topic, header_stamp_ns(raw), time.monotonic()))
+
+    def of(self, topic):
+        with self._lock:
+            return [g for g in self.got if g[0] == topic]
+
+    def close(self):
+        self.session.close()
+
+
+def _bag_topics(bag) -> tuple:
+    with reading(bag) as reader:
+        return {c.topic: c.msgtype for c in reader.connections}, {c.topic: c.msgcount for c in reader.connections}
+
+
+def test_replay_paced_by_bag_time_with_clock(synthetic_bag):
+    types, counts = _bag_topics(synthetic_bag)
+    data_topics = {t: m for t, m in types.items() if message_class(m) is not None}
+    listener = Listener(dict(data_topics, **{'/clock': 'rosgraph_msgs/msg/Clock'}))
+    rate = 0.5
+    try:
+        with RosSession('xd_rcdepth_test_player') as session:
+            player = BagPlayer(session.node, synthetic_bag, rate=rate)
+            assert sorted(player.topics) == sorted(data_topics)
+            if message_class('tf2_msgs/msg/TFMessage') is None:
+                assert 'tf2_msgs' in player.stats.skipped['/tf_static']
+            player.wait_for_subscribers(player.topics, timeout=30)
+            time.sleep(0.3)
+            stats = player.play()
+            player.close()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and sum(len(listener.of(t)) for t in data_topics) < \
+                    sum(counts[t] for t in data_topics):
+                time.sleep(0.05)
+    finally:
+        listener.close()
+    with reading(synthetic_bag) as reader:
+        start = reader.start_time
+    for topic in data_topics:
+        got = listener.of(topic)
+        assert len(got) == counts[topic] == stats.counts[topic], topic
+        assert [g[1] for g in got] == sorted(g[1] for g in got), f'{topic} out of order'
+    data = sorted((g for t in data_topics for g in listener.of(t)), key=lambda g: g[2])
+    t0, a0 = start, data[0][2]
+    for _, stamp, arrived in data:
+        # Paced by bag time: never early (one-sided: lateness depends on the machine's load; 0.1 s allows
+        # for the listener's executor taking the first message late).
+        assert arrived - a0 >= (stamp - t0) * 1e-9 / rate - 0.1
+    assert data[-1][2] - a0 >= (data[-1][1] - data[0][1]) * 1e-9 / rate - 0.1, 'not paced: sent in a burst'
+    assert stats.wall_s >= stats.bag_s / rate - 0.02
+    # Across topics, messages more than 0.1 s of bag time apart arrive in bag order.
+    for (_, s1, _), (_, s2, _) in zip(data, data[1:]):
+        assert s2 >= s1 - 100_000_000
+    clock = [g[1] for g in listener.of('/clock')]
+    assert clock == sorted(clock), '/clock went backwards'
+    assert clock[0] == start and clock[-1] == max(g[1] for g in data)
+    assert len(set(clock)) > len({g[1] for g in data}), '/clock must also advance between messages'
+
+
+def test_replay_loop_and_clock_restart(synthetic_bag):
+    listener = Listener({'/CAM_FRONT/image_raw': 'sensor_msgs/msg/Image', '/clock': 'rosgraph_msgs/msg/Clock'})
+    stop = threading.Event()
+    try:
+        with RosSession('xd_rcdepth_test_loop') as session:
+            player = BagPlayer(session.node, synthetic_bag, topics=['/CAM_FRONT/image_raw'], rate=4.0, loop=True)
+            player.wait_for_subscribers(player.topics, timeout=30)
+            time.sleep(0.3)
+            thread = threading.Thread(target=player.play, args=(stop,))
+            thread.start()
+            deadline = time.monotonic() + 20
+            while len(listener.of('/CAM_FRONT/image_raw')) < 2 * FRAMES + 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            stop.set()
+            thread.join(10)
+            player.close()
+    finally:
+        listener.close()
+    assert player.stats.loops >= 2
+    stamps = [g[1] for g in listener.of('/CAM_FRONT/image_raw')]
+    assert stamps[FRAMES:2 * FRAMES] == stamps[:FRAMES], 'a loop replays the same messages'
+    clock = [g[1] for g in listener.of('/clock')]
+    assert any(b < a for a, b in zip(clock, clock[1:])), 'a loop restarts /clock at the bag start'
+
+
+def test_replay_command(synthetic_bag):
+    listener = Listener({'/CAM_FRONT/image_raw': 'sensor_msgs/msg/Image'})
+    try:
+        code, err = run_command('xd_rcdepth_ros.commands.replay', [synthetic_bag, '--rate', '2', '--start-delay', '1',
+                                                                   '--topics', '/CAM_FRONT/image_raw'])
+        time.sleep(0.3)
+    finally:
+        listener.close()
+    assert code == 0, err
+    assert len(listener.of('/CAM_FRONT/image_raw')) == FRAMES
+    code, err = run_command('xd_rcdepth_ros.commands.replay', [synthetic_bag, '--topics', '/nothing'])
+    assert code == 2 and '/nothing not in bag' in err
+
+
+# ---------------------------------------------------------------------------------------- replay-eval
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    import torch
+    from xd_rcdepth_core.models import build_model
+    from xd_rcdepth_core.models.checkpoint import save_checkpoint
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp('ckpt') / 'student.pt'
+    save_checkpoint(path, build_model('xd_rcdepth'))
+    return path
+
+
+def _depths(out):
+    from xd_rcdepth_ros.bag.evaluate import OUTPUT_BAG, _read_outputs
+    return _read_outputs(out / OUTPUT_BAG, '/xd_rcdepth/output/depth')
+
+
+@pytest.mark.slow
+def test_offline_and_live_agree(synthetic_bag, checkpoint, tmp_path):
+    from xd_rcdepth_ros.bag.evaluate import EvalOptions, run_live, run_offline
+    off = run_offline(EvalOptions(bag=str(synthetic_bag), checkpoint=str(checkpoint), out=str(tmp_path / 'off'),
+                                  figures=1))
+    live = run_live(EvalOptions(bag=str(synthetic_bag), checkpoint=str(checkpoint), out=str(tmp_path / 'live'),
+                                live=True, figures=0, node_timeout=90))
+    assert off['valid'] and live['valid'], (off['invalid_reason'], live['invalid_reason'])
+    assert off['images'] == live['images'] == FRAMES
+    assert off['dropped_frames'] == live['dropped_frames'] == [], live['dropped_frames']
+    assert [f['stamp_ns'] for f in off['frames']] == [f['stamp_ns'] for f in live['frames']]
+    for key, entry in off['by_range'].items():
+        assert entry['images'] == live['by_range'][key]['images'] == FRAMES
+        for m in METRIC_NAMES:
+            assert live['by_range'][key][m] == pytest.approx(entry[m], rel=1e-5, abs=1e-6), (key, m)
+    a, b = _depths(tmp_path / 'off'), _depths(tmp_path / 'live')
+    assert sorted(a) == sorted(b) == [f['stamp_ns'] for f in off['frames']]
+    for stamp in a:
+        assert np.array_equal(np.isnan(a[stamp]), np.isnan(b[stamp]))
+        assert np.nanmax(np.abs(a[stamp] - b[stamp])) <= 1e-5
+    # What each mode writes.
+    saved = json.loads((tmp_path / 'off' / 'metrics.json').read_text())
+    assert set(saved['by_range']) == {'50', '70', '80'} and saved['images'] == FRAMES
+    assert saved['latency_ms']['count'] == FRAMES and live['latency_ms']['count'] == FRAMES
+    assert '| 80 m | 4 |' in (tmp_path / 'off' / 'metrics.md').read_text()
+    assert len(off['figures']) == 1
+    import cv2
+    assert cv2.imread(off['figures'][0]) is not None
+    assert live['unexpected_outputs'] == [] and live['planned_frames'] == FRAMES
+    assert (tmp_path / 'live' / 'node.log').is_file()
+    with reading(tmp_path / 'live' / 'output_bag') as reader:
+        assert {c.topic: c.msgcount for c in reader.connections} == {
+            '/xd_rcdepth/output/depth': FRAMES, '/xd_rcdepth/output/depth/camera_info': FRAMES}
+
+
+def test_no_lidar_gives_depth_but_no_metrics(synthetic_bag, checkpoint, tmp_path):
+    bag = copy_bag(synthetic_bag, tmp_path / 'nolidar', drop_topics=('/LIDAR_TOP',))
+    out = tmp_path / 'eval'
+    code, err = run_command('xd_rcdepth_ros.commands.replay_eval', [bag, '--checkpoint', checkpoint, '--out', out,
+                                                                    '--figures', '1'])
+    assert code == 1, err
+    result = json.loads((out / 'metrics.json').read_text())
+    assert result['valid'] is False and 'no lidar topic' in result['invalid_reason']
+    assert result['images'] == 0 and result['frames_processed'] == FRAMES
+    assert all(v is None for entry in result['by_range'].values() for k, v in entry.items()
+               if k in METRIC_NAMES), 'metrics of zero frames must be null, not numbers'
+    assert 'No metrics' in (out / 'metrics.md').read_text()
+    assert len(_depths(out)) == FRAMES, 'depth is still produced'
+    code, err = run_command('xd_rcdepth_ros.commands.replay_eval', [bag, '--checkpoint', checkpoint, '--out', out])
+    assert code == 2 and '--overwrite' in err
+
+
+def test_replay_eval_bad_input(synthetic_bag, checkpoint, tmp_path):
+    cmd = 'xd_rcdepth_ros.commands.replay_eval'
+    code, err = run_command(cmd, [synthetic_bag, '--checkpoint', checkpoint, '--out', tmp_path / 'a',
+                                  '--camera-topic', '/LIDAR_TOP'])
+    assert code == 2 and 'camera topic /LIDAR_TOP has type sensor_msgs/msg/PointCloud2' in err
+    code, err = run_command(cmd, [synthetic_bag, '--checkpoint', tmp_path / 'none.pt', '--out', tmp_path / 'b'])
+    assert code == 2 and 'does not exist' in err
+    code, err = run_command(cmd, [synthetic_bag, '--checkpoint', checkpoint, '--out', tmp_path / 'c',
+                                  '--radar-fields', 'rcs,vx'])
+    assert code == 2 and '--radar-fields' in err
+    code, err = run_command(cmd, [synthetic_bag, '--checkpoint', checkpoint, '--out', tmp_path / 'd',
+                                  '--T-camera-radar', '1,2,3'])
+    assert code == 2 and 'tx,ty,tz,qw,qx,qy,qz' in err
