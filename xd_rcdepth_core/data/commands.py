@@ -37,6 +37,9 @@ def add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
                      help='single-sweep GT only (no accumulated / interpolated maps)')
     nus.add_argument('--keep-last-keyframe', action='store_true',
                      help='also prepare the last keyframe of each scene (the references skip it)')
+    syn = parser.add_argument_group('synthetic')
+    syn.add_argument('--val-scenes', type=int, default=0,
+                     help='the last N scenes form the val split (default 0: all train)')
     zju = parser.add_argument_group('ZJU-4DRadarCam')
     zju.add_argument('--zju-crop', action='store_true',
                      help='crop to rows 240-540 as RadarCam-Depth does (default: full 1280 x 720)')
@@ -53,6 +56,8 @@ def prepare_options(args) -> dict:
     if args.dataset == 'zju':
         from .zju import ZJU_CROP_ROWS
         return {'crop_rows': ZJU_CROP_ROWS} if args.zju_crop else {}
+    if args.dataset == 'synthetic':
+        return {'val_scenes': args.val_scenes} if args.val_scenes else {}
     return {}
 
 

@@ -31,6 +31,26 @@ def save_checkpoint(path, model: nn.Module, extra: dict | None = None) -> Path:
     ckpt = {'format': CHECKPOINT_FORMAT, 'version': CHECKPOINT_VERSION,
             'model_name': model.model_name, 'model_config': config_to_dict(model.config),
             'state_dict': model.state_dict(), **extra}
+    return _atomic_save(ckpt, path)
+
+
+def export_weights(src, dst, fp16: bool = True, metadata: dict | None = None) -> Path:
+    """A deployable checkpoint: model name, config and weights only (no optimizer or run state).
+
+    With ``fp16`` floating-point tensors are stored as half precision (half the size); loading casts
+    them back into the fp32 model (``load_state_dict`` copies with conversion).
+    """
+    ckpt = read_checkpoint(src)
+    state = {k: (v.half() if fp16 and v.is_floating_point() else v) for k, v in ckpt['state_dict'].items()}
+    if state and all(k.startswith('module.') for k in state):
+        state = {k[len('module.'):]: v for k, v in state.items()}
+    out = {key: ckpt[key] for key in REQUIRED_KEYS}
+    out.update(state_dict=state, weights_dtype='float16' if fp16 else 'float32',
+               metadata=dict(metadata or {}, source_step=ckpt.get('step')))
+    return _atomic_save(out, dst)
+
+
+def _atomic_save(ckpt: dict, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
