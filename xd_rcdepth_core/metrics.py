@@ -72,7 +72,7 @@ class MetricAccumulator:
         """Add one image; returns its metrics per range (None where it had no valid pixel)."""
         record = {'name': name}
         for r in self.ranges:
-            key = _range_key(r)
+            key = range_key(r)
             m = image_metrics(pred, gt, r, self.min_depth)
             record[key] = m
             if m is None:
@@ -89,7 +89,7 @@ class MetricAccumulator:
         """{'by_range': {'50': {metric: mean, ..., 'images': n, 'images_without_valid_gt': k}}, 'images': N}."""
         by_range = {}
         for r in self.ranges:
-            key = _range_key(r)
+            key = range_key(r)
             n = self._counts.get(key, 0)
             entry = {k: (self._sums[key][k] / n if n else None) for k in METRIC_NAMES}
             entry['images'] = n
@@ -98,7 +98,7 @@ class MetricAccumulator:
         return {'by_range': by_range, 'images': len(self.per_image)}
 
 
-def _range_key(r: float) -> str:
+def range_key(r: float) -> str:
     return str(int(r)) if float(r).is_integer() else str(r)
 
 

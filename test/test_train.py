@@ -1,0 +1,296 @@
+"""Training: each recipe for a few steps on a tiny SYNTHETIC cache, exact resume, DDP on 2 CPU
+processes, the confidence target, the LR schedule, config overrides and bad inputs."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from xd_rcdepth_core.models import build_model, read_checkpoint, save_checkpoint
+from xd_rcdepth_core.training import Trainer, load_config
+from xd_rcdepth_core.training.config import TrainConfig
+from xd_rcdepth_core.training.optim import PolySchedule, build_optimizer
+from xd_rcdepth_core.training.synthetic_cache import make_synthetic_cache
+from xd_rcdepth_core.training.targets import confidence_target, confidence_target_map
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ['data.crop=[64,128]', 'data.batch_size=2', 'data.workers=0', 'log_every=1', 'image_every=1',
+        'checkpoint_every=2', 'data.val_limit=1']
+NO_VAL = ['data.val_split=null']
+# A narrower student decoder (4.6 M parameters instead of 8.9 M): same code paths, less time and disk.
+SMALL = ['model.config.decoder_channels=[32,16,16,8,8]', 'model.config.bottleneck_channels=32',
+         'model.config.daspp_growth=16']
+
+
+@pytest.fixture(autouse=True)
+def _restore_determinism_flags():
+    """The Trainer turns on torch's deterministic mode (process-wide); other test files get it back off."""
+    flags = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    yield
+    torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])
+
+
+@pytest.fixture(scope='module')
+def cache(tmp_path_factory):
+    """2 train scenes x 3 frames + 1 val scene, 96 x 192 (shared with test_evaluate.py)."""
+    return make_synthetic_cache(tmp_path_factory.getbasetemp() / 'xd_rcdepth_synthetic', {'train': 2, 'val': 1},
+                                frames=3, size=(96, 192), log=lambda *a: None)
+
+
+@pytest.fixture(scope='module')
+def teacher_ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path_factory.mktemp('teacher') / 'cafnet.pt',
+                           build_model('cafnet', image_backbone_depth=18, bts_size=32))
+
+
+def make_config(cache, run_dir, recipe, *extra, path=None) -> TrainConfig:
+    # A narrower CaFNet (ResNet-18 image encoder, BTS width 32) for speed; the same code paths.
+    model = ['model.name=cafnet', 'model.config.image_backbone_depth=18', 'model.config.bts_size=32'] \
+        if recipe == 'teacher' else []
+    return load_config(path, recipe, [f'data.cache={cache}', f'run_dir={run_dir}', *TINY, *model, *extra])
+
+
+def cli(argv, monkeypatch):
+    """`xd-rcdepth ARGV` in-process, with this issue's subcommands registered."""
+    from xd_rcdepth_core import cli as cli_module
+    for name in ('train', 'eval', 'saliency'):
+        monkeypatch.setitem(cli_module.SUBCOMMANDS, name, (f'xd_rcdepth_core.commands.{name}', name))
+    return cli_module.main(argv)
+
+
+def log_lines(run_dir):
+    """The training-step records of log.jsonl (val records are separate lines)."""
+    lines = [json.loads(line) for line in (Path(run_dir) / 'log.jsonl').read_text().splitlines()]
+    return [r for r in lines if 'loss/total' in r]
+
+
+# ----------------------------------------------------------------------------- recipes
+
+
+def test_teacher_recipe_few_steps(cache, tmp_path):
+    run = tmp_path / 'teacher'
+    summary = Trainer(make_config(cache, run, 'teacher', 'max_steps=2', 'loss.w_single=1.0'), progress=False).fit()
+    assert summary['finished'] and summary['step'] == 2
+    logged = log_lines(run)
+    assert [r['step'] for r in logged] == [1, 2]
+    assert {'loss/depth', 'loss/single', 'loss/confidence', 'loss/coarse', 'loss/smooth', 'lr'} <= set(logged[0])
+    assert sum(v for k, v in logged[0].items() if k.startswith('loss/') and k != 'loss/total') == \
+        pytest.approx(logged[0]['loss/total'], rel=1e-5)
+    ckpt = read_checkpoint(run / 'checkpoints' / 'last.pt')
+    assert ckpt['model_name'] == 'cafnet' and ckpt['step'] == 2 and ckpt['train']['recipe'] == 'teacher'
+    assert (run / 'checkpoints' / 'best.pt').is_file() and summary['best']['metric'] == 'mae'
+    assert set(summary['val']['by_range']) == {'50', '70', '80'}
+    assert yaml.safe_load((run / 'config.yaml').read_text())['recipe'] == 'teacher'
+    assert list((run / 'tb').glob('events.out.tfevents.*'))
+
+
+def test_student_recipe_through_the_cli_and_yaml(cache, tmp_path, monkeypatch, capsys):
+    run = tmp_path / 'student'
+    rc = cli(['train', '--recipe', 'student', '--config', str(ROOT / 'config' / 'train_student.yaml'),
+              '--run-dir', str(run), '--quiet', f'data.cache={cache}', *TINY, 'max_steps=2'], monkeypatch)
+    assert rc == 0, capsys.readouterr().err
+    assert 'trained student to step 2' in capsys.readouterr().out
+    config = yaml.safe_load((run / 'config.yaml').read_text())
+    assert config['optim']['lr'] == 5e-5 and config['optim']['eps'] == 1e-2      # from the YAML
+    assert config['data']['crop'] == [64, 128]                                    # from the override
+    assert {'loss/depth', 'loss/single', 'loss/smooth'} <= set(log_lines(run)[0])
+
+
+@pytest.mark.parametrize('kd, terms', [('none', set()), ('xkd', {'xkd'}), ('d2kd', {'d2kd'}),
+                                       ('both', {'xkd', 'd2kd'})])
+def test_distill_recipe_kd_switches(cache, teacher_ckpt, tmp_path, kd, terms):
+    run = tmp_path / kd
+    config = make_config(cache, run, 'distill', f'distill.teacher={teacher_ckpt}', f'distill.kd={kd}',
+                         'max_steps=1', *NO_VAL, *SMALL)
+    trainer = Trainer(config, progress=False)
+    before = {k: v.clone() for k, v in trainer.teacher.state_dict().items()}
+    trainer.fit()
+    logged = set(log_lines(run)[0])
+    assert {f'loss/{t}' for t in terms} <= logged
+    assert not ({'loss/xkd', 'loss/d2kd'} - {f'loss/{t}' for t in terms}) & logged
+    assert all(not p.requires_grad for p in trainer.teacher.parameters()) and not trainer.teacher.training
+    assert all(torch.equal(before[k], v) for k, v in trainer.teacher.state_dict().items())   # frozen teacher
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(cache, tmp_path):
+    # 3 batches per epoch: the interruption at step 2 is mid-epoch, the run ends in the second epoch.
+    common = ['max_steps=4', 'val_every=4', 'optim.grad_clip_norm=0.5', *SMALL]
+    full = Trainer(make_config(cache, tmp_path / 'full', 'student', *common), progress=False)
+    full.fit()
+    part = Trainer(make_config(cache, tmp_path / 'part', 'student', *common), progress=False)
+    assert part.fit(stop_after=2)['step'] == 2            # "killed" after its step-2 checkpoint
+    # Resume in a fresh Trainer; a worker process now draws the items (the augmentation must not care).
+    resumed = Trainer(make_config(cache, tmp_path / 'part', 'student', *common, 'data.workers=1'),
+                      resume='auto', progress=False)
+    assert resumed.step == 2
+    assert resumed.fit()['step'] == 4
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:5]
+    sa, sb = full.optimizer.state_dict()['state'], resumed.optimizer.state_dict()['state']
+    assert all(torch.equal(sa[i]['exp_avg_sq'], sb[i]['exp_avg_sq']) for i in sa)
+    lr_full = {r['step']: (r['lr'], r['loss/total']) for r in log_lines(tmp_path / 'full')}
+    lr_part = {r['step']: (r['lr'], r['loss/total']) for r in log_lines(tmp_path / 'part')}
+    assert lr_full == lr_part                               # same LR and same loss at every step
+    assert read_checkpoint(tmp_path / 'part' / 'checkpoints' / 'last.pt')['step'] == 4
+
+
+def test_resume_refuses_other_model_and_weights_only_files(cache, tmp_path, teacher_ckpt):
+    with pytest.raises(ValueError, match='holds weights only'):
+        Trainer(make_config(cache, tmp_path / 'r', 'student', 'max_steps=1', *NO_VAL), resume=teacher_ckpt,
+                progress=False)
+    with pytest.raises(FileNotFoundError, match='nothing to resume'):
+        Trainer(make_config(cache, tmp_path / 'r', 'student', 'max_steps=1', *NO_VAL), resume='auto', progress=False)
+
+
+class _Evil:
+    """Unpickling this runs Path.touch(marker): what weights_only=True loading must refuse."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_malicious_checkpoint_is_not_executed(cache, tmp_path, monkeypatch, capsys):
+    marker = tmp_path / 'pwned'
+    evil = tmp_path / 'evil.pt'
+    torch.save({'format': 'xd_rcdepth.checkpoint', 'version': 1, 'model_name': 'xd_rcdepth', 'model_config': {},
+                'state_dict': {}, 'optimizer': _Evil(marker), 'step': 1, 'train': {}}, evil)
+    with pytest.raises(ValueError, match='weights_only=True'):
+        Trainer(make_config(cache, tmp_path / 'r', 'student', 'max_steps=1', *NO_VAL), resume=evil, progress=False)
+    with pytest.raises(ValueError, match='weights_only=True'):
+        Trainer(make_config(cache, tmp_path / 'r', 'student', 'max_steps=1', *NO_VAL, f'model.init={evil}'),
+                progress=False)
+    assert cli(['eval', '--checkpoint', str(evil), '--cache', str(cache), '--quiet'], monkeypatch) == 2
+    assert 'weights_only=True' in capsys.readouterr().err
+    assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------- DDP
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_two_cpu_processes_agree_on_the_weights(cache, teacher_ckpt, tmp_path):
+    """torchrun, 2 processes, gloo on 127.0.0.1, the distill recipe with both KD terms (X-KD's
+    double backward under DistributedDataParallel included)."""
+    run = tmp_path / 'ddp'
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--nnodes', '1',
+           '--master_addr', '127.0.0.1', '--master_port', str(_free_port()),
+           '-m', 'xd_rcdepth_core.commands.train', '--recipe', 'distill', '--run-dir', str(run), '--quiet',
+           f'data.cache={cache}', f'distill.teacher={teacher_ckpt}', 'data.crop=[64,128]', 'data.batch_size=1',
+           'data.workers=0', 'max_steps=2', 'data.val_limit=2', *SMALL]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS='1')
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run / 'summary.json').read_text())
+    assert summary['world_size'] == 2 and summary['step'] == 2
+    digests = summary['replica_digests']
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert summary['val']['images'] == 2                 # the val frames, sharded over the 2 ranks
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def test_confidence_target_window_rule():
+    radar = torch.zeros(1, 4, 5, 9)
+    gt = torch.full((1, 1, 5, 9), 10.0)
+    gt[..., 0, :] = 20.0
+    radar[0, 0, 1, 1] = 10.2            # first in raster order: window rows 0-2, cols 0-3 (clipped)
+    radar[0, 0, 2, 3] = 20.1            # later: rows 1-3, cols 1-5, overwrites the overlap with its labels
+    target = confidence_target(radar, gt, window=(1, 2), threshold=0.4)
+    assert target.shape == (1, 1, 5, 9)
+    expected = torch.zeros(5, 9)
+    expected[1:3, 0:4] = 1.0            # |10 - 10.2| < 0.4 (row 0 holds 20 m: |20 - 10.2| >= 0.4)
+    expected[1:4, 1:6] = 0.0            # second window: |10 - 20.1| >= 0.4 everywhere in rows 1-3
+    assert torch.equal(target[0, 0], expected)
+    label = confidence_target_map(radar[0, 0].numpy(), gt[0, 0].numpy(), window=(1, 2), threshold=0.4)
+    assert label.dtype.name == 'float32' and label.sum() == expected.sum()
+
+
+def test_poly_schedule_and_parameter_groups():
+    sched = PolySchedule(1e-4, total_steps=100, end_ratio=0.1, power=0.9)
+    assert sched.lr(0) == pytest.approx(1e-4)
+    assert sched.lr(100) == pytest.approx(1e-5)
+    assert sched.lr(50) == pytest.approx(0.9e-4 * 0.5 ** 0.9 + 1e-5)
+    model = build_model('xd_rcdepth')
+    config = TrainConfig()
+    optimizer = build_optimizer(model, config.optim)
+    groups = {g['name']: g for g in optimizer.param_groups}
+    assert groups['decoder']['weight_decay'] == 0.0 and groups['encoders']['weight_decay'] == 1e-4
+    assert optimizer.defaults['eps'] == 1e-2
+    decoder_ids = {id(p) for p in model.decoder.parameters()}
+    assert {id(p) for p in groups['decoder']['params']} == decoder_ids
+    assert sum(len(g['params']) for g in optimizer.param_groups) == len(list(model.parameters()))
+
+
+def test_config_overrides_and_errors(tmp_path):
+    config = load_config(ROOT / 'config' / 'train_distill.yaml', 'distill',
+                         ['optim.lr=2e-5', 'distill.kd=xkd', 'model.config.fusion=add', 'max_steps=null'])
+    assert config.optim.lr == 2e-5 and config.distill.kd == 'xkd' and config.model.config == {'fusion': 'add'}
+    assert config.distill.lambda_depth == 1.0 and config.distill.lambda_xkd == 0.5 and config.distill.lambda_d2kd == 0.5
+    assert config.max_steps is None and config.distill.xkd_layers == ('image', 'radar', 'decoder')
+    with pytest.raises(ValueError, match='unknown config key optim.lrr'):
+        load_config(None, 'student', ['optim.lrr=1'])
+    with pytest.raises(ValueError, match='distill.kd must be one of'):
+        load_config(None, 'student', ['distill.kd=all'])
+    with pytest.raises(ValueError, match='optim.lr: cannot use'):
+        load_config(None, 'student', ['optim.lr=fast'])
+    with pytest.raises(ValueError, match='key=value'):
+        load_config(None, 'student', ['optim.lr'])
+    with pytest.raises(FileNotFoundError, match='config file not found'):
+        load_config(tmp_path / 'missing.yaml', 'student')
+    with pytest.raises(ValueError, match='trains a CaFNet'):
+        load_config(None, 'teacher')
+    with pytest.raises(ValueError, match='needs a teacher checkpoint'):
+        load_config(None, 'distill')
+
+
+def _one_error_line(capsys, command):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f'xd-rcdepth {command}: error:'), err
+    return err[0]
+
+
+def test_cli_bad_inputs_give_one_line_and_nonzero_exit(cache, tmp_path, teacher_ckpt, monkeypatch, capsys):
+    run = ['--run-dir', str(tmp_path / 'bad'), '--quiet']
+    assert cli(['train', '--recipe', 'student', '--config', str(tmp_path / 'nope.yaml'), *run], monkeypatch) == 2
+    assert 'config file not found' in _one_error_line(capsys, 'train')
+    assert cli(['train', '--recipe', 'student', *run, 'data.batchsize=2'], monkeypatch) == 2
+    assert 'unknown config key data.batchsize' in _one_error_line(capsys, 'train')
+    assert cli(['train', '--recipe', 'teacher', *run, f'data.cache={cache}'], monkeypatch) == 2
+    assert 'trains a CaFNet' in _one_error_line(capsys, 'train')
+    student_ckpt = save_checkpoint(tmp_path / 'student.pt', build_model('xd_rcdepth'))
+    assert cli(['train', '--recipe', 'distill', *run, f'data.cache={cache}', *TINY,
+                f'distill.teacher={student_ckpt}'], monkeypatch) == 2
+    assert 'needs a CaFNet teacher' in _one_error_line(capsys, 'train')
+    assert cli(['train', '--recipe', 'student', *run, f'data.cache={cache}', *TINY,
+                f'model.init={teacher_ckpt}'], monkeypatch) == 2
+    assert "holds a 'cafnet' model" in _one_error_line(capsys, 'train')
+    assert cli(['train', '--recipe', 'student', *run, f'data.cache={tmp_path / "nocache"}'], monkeypatch) == 2
+    assert 'not a prepared cache' in _one_error_line(capsys, 'train')
+    assert cli(['train', '--recipe', 'student', *run, f'data.cache={cache}', 'data.train_split=test'],
+               monkeypatch) == 2
+    assert "split 'test' not in cache" in _one_error_line(capsys, 'train')
+    # `--resume key=value`: the override is not taken for a checkpoint path; the run's last.pt is looked for.
+    assert cli(['train', '--recipe', 'student', *run, '--resume', f'data.cache={cache}', *TINY], monkeypatch) == 2
+    assert 'nothing to resume' in _one_error_line(capsys, 'train')
+    assert cli(['eval', '--checkpoint', str(tmp_path / 'missing.pt'), '--cache', str(cache)], monkeypatch) == 2
+    assert 'file not found' in _one_error_line(capsys, 'eval')

@@ -1,0 +1,280 @@
+"""The training run's configuration: one dataclass tree, every paper / reference number with its source.
+
+A run is configured by a YAML file (``config/train_*.yaml``) plus ``key=value`` overrides with dotted
+keys (``optim.lr=5e-5``, ``distill.kd=xkd``, ``model.config.fusion=add``). Unknown keys are an error
+naming the known ones. ``model.config`` is the model's own config (validated by models.make_config).
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+from ..config import PAPER
+
+RECIPES = ('teacher', 'student', 'distill')
+KD_MODES = ('none', 'xkd', 'd2kd', 'both')
+TEACHER_MODELS = ('cafnet',)   # the recipes that need confidence / coarse outputs or a CaFNet teacher
+
+
+@dataclass
+class ModelSection:
+    name: str = 'xd_rcdepth'
+    config: dict = field(default_factory=dict)   # keyword config of build_model(name, ...)
+    # Checkpoint whose weights initialise the model (fresh optimizer, step 0): how CaFNet_single
+    # was made from the CaFNet checkpoint (REFERENCE.md 4.2).
+    init: Optional[str] = None
+
+
+@dataclass
+class DataSection:
+    cache: Optional[str] = None                  # a prepared cache folder (`xd-rcdepth prepare`)
+    train_split: str = 'train'
+    # Model selection on val (the brief); LiRCDepth selected on test (REFERENCE.md 1.1), we do not.
+    # null = no validation (and no best.pt).
+    val_split: Optional[str] = 'val'
+    crop: tuple = (352, 704)                     # --input_height 352 --input_width 704 (REFERENCE.md 1.2)
+    batch_size: int = 8                          # per process; paper: batch 8 on one L40 (PAPER.md Setup)
+    workers: int = 4
+    val_limit: Optional[int] = None              # evaluate at most this many val frames (None = all)
+    flip_negates_lateral_velocity: bool = False  # references: vy not negated on flip (REFERENCE.md 1.7)
+
+
+@dataclass
+class OptimSection:
+    lr: float = 1e-4                  # CaFNet --learning_rate 1e-4; LiRCDepth student 5e-5 (REFERENCE.md 4.1/4.3)
+    eps: float = 1e-2                 # AdamW --adam_eps 1e-2 (REFERENCE.md 4.1)
+    weight_decay: float = 1e-4        # encoders (and CaFNet's radar decoder) (REFERENCE.md 4.1)
+    decoder_weight_decay: float = 0.0  # the `decoder` module: no weight decay (REFERENCE.md 4.1/4.3)
+    end_lr_ratio: float = 0.1         # poly decay to lr_end = 0.1 lr (REFERENCE.md 4.1)
+    power: float = 0.9                # (1 - step/total)^0.9 (REFERENCE.md 4.1)
+    # Ours: the references do not clip. A guard against the spikes second-order X-KD gradients can
+    # give early on; at 10 it rarely acts on a healthy run. 0 = off.
+    grad_clip_norm: float = 10.0
+    # CaFNet set_misc: in modules named *encoder*, the backbone's first conv and all BN parameters are
+    # frozen (BN statistics still update). Only sensible with ImageNet-initialised backbones.
+    freeze_encoder_stem_and_bn: bool = False
+
+
+@dataclass
+class LossSection:
+    min_depth: float = PAPER.depth.min_depth_train   # train mask GT > 0.01 m (REFERENCE.md 4.1)
+    w_depth: float = 1.0              # L1(final, GT_interp) (REFERENCE.md 4.1)
+    w_single: float = 0.0             # L1(final, single-sweep GT): 1.0 for CaFNet_single (REFERENCE.md 4.2)
+    w_smooth: float = 0.001           # edge-aware smoothness (REFERENCE.md 4.1, 4.3)
+    w_confidence: float = 1.0         # teacher: BCE(confidence, radar_gt) (REFERENCE.md 4.1)
+    w_coarse: float = 0.5             # teacher: L1(coarse, GT_interp) (REFERENCE.md 4.1)
+    confidence_threshold: float = 0.4  # |GT_interp - d| < 0.4 m (--max_dist_correspondence, REFERENCE.md 1.5)
+    confidence_window: tuple = (50, 150)  # +-rows, +-cols around a radar point (--patch_size, REFERENCE.md 1.5)
+
+
+@dataclass
+class DistillSection:
+    teacher: Optional[str] = None     # checkpoint of the frozen teacher (a CaFNet)
+    kd: str = 'both'                  # none | xkd | d2kd | both (PAPER.md ablation)
+    lambda_depth: float = 1.0         # lambda1 (PAPER.md Total loss)
+    lambda_xkd: float = 0.5           # lambda2 (PAPER.md Total loss)
+    lambda_d2kd: float = 0.5          # lambda3 (PAPER.md Total loss)
+    xkd_layers: tuple = ('image', 'radar', 'decoder')   # the 1/16-scale taps (PAPER.md Distillation 1)
+    # Grad-CAM target phi: 'mean' = image-level mean predicted depth (the paper's example);
+    # 'valid_mean' = mean over valid-GT pixels (REFERENCE.md 7). Open question 2: not given.
+    xkd_target: str = 'mean'
+    # D2-KD bins, range, temperature are not given (PAPER.md, REFERENCE.md 9 q3): our choice,
+    # measured in benchmarks/distillation.py. Range = the network's output range so every prediction
+    # falls inside it; 1 m bins; tau = 1 m makes the KL behave like a Huber loss of width ~1 m.
+    d2kd_bins: int = 100
+    d2kd_min_depth: float = 0.0
+    d2kd_max_depth: float = PAPER.depth.max_depth
+    d2kd_tau: float = 1.0
+    d2kd_pixels: str = 'all'          # all | valid (valid = GT_interp > min_depth)
+
+
+@dataclass
+class TrainConfig:
+    recipe: str = 'student'
+    run_dir: str = 'runs/run'
+    seed: int = 0
+    deterministic: bool = True        # torch deterministic algorithms (warn only), cuDNN deterministic
+    device: str = 'auto'              # auto | cpu | cuda | cuda:N (under torchrun: cuda:LOCAL_RANK)
+    amp: bool = True                  # fp16 autocast + GradScaler, CUDA only
+    epochs: int = 200                 # --num_epochs 200 (REFERENCE.md 4.1, 4.3)
+    max_steps: Optional[int] = None   # total optimizer steps; overrides epochs (and sets the LR schedule)
+    log_every: int = 50
+    image_every: int = 1000
+    checkpoint_every: int = 1000
+    val_every: Optional[int] = None   # steps between validations; None = once per epoch
+    select_metric: str = 'mae'        # best checkpoint: lowest val MAE at 80 m (references select by MAE)
+    select_range: float = 80.0
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    loss: LossSection = field(default_factory=LossSection)
+    distill: DistillSection = field(default_factory=DistillSection)
+
+    def validate(self) -> 'TrainConfig':
+        if self.recipe not in RECIPES:
+            raise ValueError(f'unknown recipe {self.recipe!r}; choose one of {", ".join(RECIPES)}')
+        if self.distill.kd not in KD_MODES:
+            raise ValueError(f'distill.kd must be one of {", ".join(KD_MODES)}, got {self.distill.kd!r}')
+        if self.distill.xkd_target not in ('mean', 'valid_mean'):
+            raise ValueError(f"distill.xkd_target must be 'mean' or 'valid_mean', got {self.distill.xkd_target!r}")
+        if self.distill.d2kd_pixels not in ('all', 'valid'):
+            raise ValueError(f"distill.d2kd_pixels must be 'all' or 'valid', got {self.distill.d2kd_pixels!r}")
+        unknown_layers = set(self.distill.xkd_layers) - {'image', 'radar', 'decoder'}
+        if unknown_layers or not self.distill.xkd_layers:
+            raise ValueError(f'distill.xkd_layers must be a non-empty subset of image, radar, decoder, '
+                             f'got {list(self.distill.xkd_layers)}')
+        if self.recipe == 'teacher' and self.model.name not in TEACHER_MODELS:
+            raise ValueError(f'the teacher recipe trains a CaFNet (model.name cafnet), got model.name '
+                             f'{self.model.name!r}; use --recipe student for other models')
+        if self.recipe == 'distill' and not self.distill.teacher:
+            raise ValueError('the distill recipe needs a teacher checkpoint: set distill.teacher=PATH')
+        for name in ('batch_size', 'epochs', 'log_every', 'image_every', 'checkpoint_every'):
+            section = self.data if name == 'batch_size' else self
+            if getattr(section, name) < 1:
+                raise ValueError(f'{name} must be at least 1, got {getattr(section, name)}')
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f'max_steps must be at least 1, got {self.max_steps}')
+        if self.val_every is not None and self.val_every < 1:
+            raise ValueError(f'val_every must be at least 1 (or null = once per epoch), got {self.val_every}')
+        from ..metrics import METRIC_NAMES
+        if self.select_metric not in METRIC_NAMES:
+            raise ValueError(f'select_metric must be one of {", ".join(METRIC_NAMES)}, got {self.select_metric!r}')
+        if len(self.data.crop) != 2 or min(self.data.crop) < 32:
+            raise ValueError(f'data.crop must be [height, width], each at least 32, got {list(self.data.crop)}')
+        if self.optim.lr <= 0 or not 0 <= self.optim.end_lr_ratio <= 1:
+            raise ValueError('optim.lr must be positive and optim.end_lr_ratio in [0, 1]')
+        return self
+
+
+# ----------------------------------------------------------------------------- YAML and overrides
+
+
+def to_dict(config) -> dict:
+    """Plain nested dict (tuples as lists): what config.yaml and checkpoints hold."""
+    def plain(v):
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return [plain(x) for x in v] if isinstance(v, (list, tuple)) else v
+    return plain(dataclasses.asdict(config))
+
+
+def _coerce(value, hint, key: str):
+    """A YAML value as the field's type (YAML reads 1e-4 as a string; lists become tuples)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union and type(None) in args:
+        if value is None or (isinstance(value, str) and value.lower() in ('null', 'none', '~')):
+            return None
+        hint = next(a for a in args if a is not type(None))
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ('true', 'false', 'yes', 'no', '1', '0'):
+                return value.lower() in ('true', 'yes', '1')
+            raise ValueError
+        if hint is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if hint is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if hint is str:
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise ValueError
+            return str(value)
+        if hint is tuple:
+            if isinstance(value, str):
+                value = yaml.safe_load(value)
+            if not isinstance(value, (list, tuple)):
+                raise ValueError
+            return tuple(value)
+        if hint is dict:
+            if not isinstance(value, dict):
+                raise ValueError
+            return dict(value)
+    except (TypeError, ValueError):
+        raise ValueError(f'{key}: cannot use {value!r} as {getattr(hint, "__name__", hint)}') from None
+    return value
+
+
+def _build(cls, values: dict, prefix: str = ''):
+    if not isinstance(values, dict):
+        raise ValueError(f'{prefix.rstrip(".") or "config"} must be a mapping, got {values!r}')
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f'unknown config key{"s" if len(unknown) > 1 else ""} '
+                         f'{", ".join(prefix + k for k in unknown)}; known under '
+                         f'{prefix.rstrip(".") or "the top level"}: {", ".join(sorted(known))}')
+    kwargs = {}
+    for name, value in values.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value or {}, f'{prefix}{name}.')
+        else:
+            kwargs[name] = _coerce(value, hint, prefix + name)
+    return cls(**kwargs)
+
+
+def _set_dotted(tree: dict, key: str, value) -> None:
+    parts = key.split('.')
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f'override {key}: {part} is not a section')
+    node[parts[-1]] = value
+
+
+def parse_overrides(items) -> dict:
+    """['optim.lr=5e-5', 'distill.kd=xkd'] -> nested dict (values parsed as YAML scalars)."""
+    tree: dict = {}
+    for item in items or ():
+        key, sep, text = item.partition('=')
+        if not sep or not key.strip():
+            raise ValueError(f'override {item!r} must look like key=value (e.g. optim.lr=5e-5)')
+        _set_dotted(tree, key.strip(), yaml.safe_load(text) if text.strip() else '')
+    return tree
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        # model.config is an opaque mapping handed to the model: merged key by key as well.
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(path=None, recipe: str | None = None, overrides=(), base: dict | None = None) -> TrainConfig:
+    """TrainConfig from a YAML file (optional), a recipe and key=value overrides, validated."""
+    values = dict(base or {})
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f'config file not found: {path}')
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f'config file {path} is not valid YAML: {str(exc).splitlines()[0]}') from None
+        if not isinstance(loaded, dict):
+            raise ValueError(f'config file {path} must hold a mapping of settings')
+        values = _merge(values, loaded)
+    if recipe is not None:
+        if 'recipe' in values and values['recipe'] != recipe:
+            raise ValueError(f'config file {path} is for recipe {values["recipe"]!r}, not {recipe!r}')
+        values['recipe'] = recipe
+    values = _merge(values, parse_overrides(overrides) if not isinstance(overrides, dict) else overrides)
+    return _build(TrainConfig, values).validate()
+
+
+def dump_yaml(config: TrainConfig) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)

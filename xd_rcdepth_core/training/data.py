@@ -1,0 +1,91 @@
+"""Training batches in an order that is a function of (seed, epoch), so a resumed run sees the same data.
+
+- ResumableSampler: a DistributedSampler (shuffled by seed + epoch, sharded over ranks, tail dropped)
+  that can start inside an epoch, skipping the batches a killed run already consumed.
+- SeededItems: each draw (seed, epoch, rank, position) seeds the augmentation RNG of its item, so
+  crops, flips and colour jitter of a resumed run equal the uninterrupted run's whatever worker
+  process draws the item.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+
+def draw_seed(seed: int, epoch: int, rank: int, position: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch, rank, position]).generate_state(1, np.uint64)[0]) >> 1
+
+
+class SeededItems(Dataset):
+    """Wraps a Dataset: item (index, seed) is dataset[index] drawn with the torch RNG seeded by seed.
+
+    fork_rng restores the caller's RNG afterwards, so with workers=0 the model's random state is untouched.
+    """
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        index, seed = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.dataset[index]
+
+
+class ResumableSampler(DistributedSampler):
+    """Yields (index, seed) pairs; set_position(epoch, batches_done) before iterating."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int, num_replicas: int = 1, rank: int = 0):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.batch_size = batch_size
+        self.skip = 0
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.num_samples // self.batch_size
+
+    def set_position(self, epoch: int, batches_done: int) -> None:
+        self.set_epoch(epoch)
+        self.skip = batches_done * self.batch_size
+
+    def __iter__(self):
+        indices = list(super().__iter__())[:self.batches_per_epoch * self.batch_size]
+        for position in range(self.skip, len(indices)):
+            yield indices[position], draw_seed(self.seed, self.epoch, self.rank, position)
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch * self.batch_size - self.skip
+
+
+def make_loader(dataset: Dataset, sampler: ResumableSampler, workers: int, pin_memory: bool) -> DataLoader:
+    return DataLoader(SeededItems(dataset), batch_size=sampler.batch_size, sampler=sampler, num_workers=workers,
+                      pin_memory=pin_memory, drop_last=True, persistent_workers=False)
+
+
+def cache_datasets(config):
+    """The training Dataset and a function giving the val Frames of a prepared cache."""
+    from ..data.cache import CacheIndex
+    from ..data.dataset import AugmentConfig, RadarDepthDataset
+    d = config.data
+    if not d.cache:
+        raise ValueError('no training data: set data.cache=PATH (a cache made by `xd-rcdepth prepare`)')
+    augment = AugmentConfig(crop=tuple(d.crop), flip_negates_lateral_velocity=d.flip_negates_lateral_velocity)
+    train = RadarDepthDataset(d.cache, d.train_split, train=True, augment=augment)
+    if d.val_split is None:
+        return train, None
+    index = CacheIndex(d.cache)
+    if d.val_split not in index.splits:
+        raise ValueError(f'val split {d.val_split!r} not in cache {d.cache}; it has {sorted(index.splits)} '
+                         f'(data.val_split=null trains without validation)')
+    names = index.names(d.val_split)
+    count = len(names) if d.val_limit is None else min(d.val_limit, len(names))
+
+    def val_frames(rank: int = 0, world: int = 1):
+        """Val Frames i = rank, rank + world, ... (a shard per process)."""
+        for i in range(rank, count, world):
+            yield index.frame(d.val_split, i)
+    return train, val_frames

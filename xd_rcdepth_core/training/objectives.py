@@ -1,0 +1,117 @@
+"""The loss of each recipe, as named terms.
+
+teacher  CaFNet (REFERENCE.md 4.1/4.2): w_depth L1(depth, GT_interp) [+ w_single L1(depth, GT_single)]
+         + w_confidence BCE(confidence, radar target) + w_coarse L1(coarse, GT_interp) + w_smooth smooth.
+student  L_depth = w_depth L1(depth, GT_interp) + w_single L1(depth, GT_single) + w_smooth smooth
+         (depth supervision on valid GT; PAPER.md Total loss).
+distill  lambda1 L_depth + lambda2 L_XKD + lambda3 L_D2KD with a frozen teacher (PAPER.md); either KD
+         term can be switched off (distill.kd = none | xkd | d2kd | both).
+
+Each objective returns (total loss, {term: detached tensor}); terms are the weighted contributions, so
+they add up to the total, and log under loss/<term>.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from ..distill.losses import (bin_centres, confidence_bce, d2kd_loss, edge_aware_smoothness, masked_l1,
+                              saliency_maps, teacher_saliency, valid_depth_mask, xkd_loss)
+from .config import TrainConfig
+from .targets import confidence_target
+
+
+def _total(terms: dict):
+    total = sum(terms.values())
+    return total, {k: v.detach() for k, v in terms.items()}   # tensors: no device sync per step
+
+
+class StudentObjective:
+    """L_depth on valid GT."""
+
+    def __init__(self, config: TrainConfig):
+        self.loss = config.loss
+
+    def depth_terms(self, out: dict, batch: dict) -> dict:
+        c = self.loss
+        terms = {'depth': c.w_depth * masked_l1(out['depth'], batch['depth_interp'], c.min_depth)}
+        if c.w_single:
+            terms['single'] = c.w_single * masked_l1(out['depth'], batch['depth_sparse'], c.min_depth)
+        if c.w_smooth:
+            terms['smooth'] = c.w_smooth * edge_aware_smoothness(out['depth'], batch['image'])
+        return terms
+
+    def __call__(self, model, out: dict, batch: dict):
+        return _total(self.depth_terms(out, batch))
+
+
+class TeacherObjective(StudentObjective):
+    """CaFNet's loss; the confidence target is built on the CPU batch (see prepare_batch)."""
+
+    def prepare_batch(self, batch: dict) -> dict:
+        c = self.loss
+        batch['confidence_target'] = confidence_target(batch['radar'], batch['depth_interp'],
+                                                       c.confidence_window, c.confidence_threshold)
+        return batch
+
+    def __call__(self, model, out: dict, batch: dict):
+        c = self.loss
+        terms = self.depth_terms(out, batch)
+        mask = valid_depth_mask(batch['depth_interp'], c.min_depth)
+        terms['confidence'] = c.w_confidence * confidence_bce(out['confidence'], batch['confidence_target'], mask)
+        terms['coarse'] = c.w_coarse * masked_l1(out['coarse_depth'], batch['depth_interp'], c.min_depth)
+        return _total(terms)
+
+
+class DistillObjective(StudentObjective):
+    """Student + frozen teacher: lambda1 L_depth + lambda2 L_XKD + lambda3 L_D2KD."""
+
+    def __init__(self, config: TrainConfig, teacher: torch.nn.Module, autocast=contextlib.nullcontext):
+        super().__init__(config)
+        self.d = config.distill
+        self.teacher = teacher
+        self.autocast = autocast
+        self.use_xkd = self.d.kd in ('xkd', 'both')
+        self.use_d2kd = self.d.kd in ('d2kd', 'both')
+        self._centres = None
+        self.last_maps = None   # (student maps, teacher maps) of the last step, for TensorBoard images
+
+    def centres(self, device):
+        if self._centres is None or self._centres.device != device:
+            d = self.d
+            self._centres = bin_centres(d.d2kd_bins, d.d2kd_max_depth, d.d2kd_min_depth, device=device)
+        return self._centres
+
+    def __call__(self, model, out: dict, batch: dict):
+        d = self.d
+        depth = self.depth_terms(out, batch)
+        terms = {k: d.lambda_depth * v for k, v in depth.items()}
+        if not (self.use_xkd or self.use_d2kd):
+            return _total(terms)
+        valid = valid_depth_mask(batch['depth_interp'], self.loss.min_depth)
+        phi_mask = valid if d.xkd_target == 'valid_mean' else None
+        with self.autocast():
+            if self.use_xkd:
+                t_out, t_maps = teacher_saliency(self.teacher, batch['image'], batch['radar'], d.xkd_layers, phi_mask)
+            else:
+                with torch.no_grad():
+                    t_out = self.teacher(batch['image'], batch['radar'])
+        if self.use_xkd:
+            s_maps = saliency_maps(out, d.xkd_layers, phi_mask, create_graph=True)
+            xkd, per_layer = xkd_loss(s_maps, t_maps)
+            terms['xkd'] = d.lambda_xkd * xkd
+            self.last_maps = ({k: v.detach() for k, v in s_maps.items()}, t_maps)
+        if self.use_d2kd:
+            mask = valid if d.d2kd_pixels == 'valid' else None
+            terms['d2kd'] = d.lambda_d2kd * d2kd_loss(out['depth'], t_out['depth'],
+                                                      self.centres(out['depth'].device), d.d2kd_tau, mask)
+        return _total(terms)
+
+
+def make_objective(config: TrainConfig, teacher=None, autocast=contextlib.nullcontext):
+    if config.recipe == 'teacher':
+        return TeacherObjective(config)
+    if config.recipe == 'distill':
+        return DistillObjective(config, teacher, autocast)
+    return StudentObjective(config)

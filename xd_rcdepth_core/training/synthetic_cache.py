@@ -1,0 +1,45 @@
+"""A small prepared cache of SYNTHETIC scenes, for smoke runs, tests and CPU benchmarks.
+
+Writes the synthetic world's native storage (with a train / val / test scene split in meta.json),
+then prepares it into a cache like any dataset. Both steps are skipped when already complete, so a
+benchmark that is re-run reuses its data.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def make_synthetic_cache(out, scenes: dict, frames: int, size=(96, 192), seed: int = 0,
+                         accumulate: int = 2, log=print) -> Path:
+    """Cache at out/cache from out/synthetic; `scenes` = {split: number of scenes}."""
+    from ..data.prepare import prepare
+    from ..synthetic.sequence import generate_sequence, scene_name, scene_seed
+    from ..synthetic.storage import read_meta, write_frame, write_meta
+    out = Path(out)
+    root, cache = out / 'synthetic', out / 'cache'
+    if (cache / 'index.json').is_file():
+        return cache
+    height, width = (int(v) for v in size)
+    splits, specs, i = {}, [], 0
+    for split, count in scenes.items():
+        for _ in range(int(count)):
+            specs.append(dict(name=scene_name(i), seed=list(scene_seed(seed, i)), frames=int(frames)))
+            splits.setdefault(split, []).append(scene_name(i))
+            i += 1
+    meta = dict(seed=seed, size=[height, width], scenes=specs, frames_per_scene=int(frames), splits=splits,
+                generator=dict(accumulate=accumulate), note='synthetic data; not real sensor data')
+    try:
+        complete = read_meta(root).get('complete', False)
+    except (FileNotFoundError, ValueError):
+        complete = False
+    if not complete:
+        log(f'generating {len(specs)} synthetic scenes x {frames} frames of {height}x{width} in {root}')
+        write_meta(root, dict(meta, complete=False))
+        for spec in specs:
+            frames_iter = generate_sequence(tuple(spec['seed']), spec['frames'], height, width,
+                                            accumulate=accumulate, scene_name=spec['name'])
+            for j, frame in enumerate(frames_iter):
+                write_frame(root, spec['name'], j, frame)
+        write_meta(root, dict(meta, complete=True))
+    prepare('synthetic', root, out=cache, workers=1, progress=False, log=lambda *_: None)
+    return cache
