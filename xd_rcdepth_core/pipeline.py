@@ -5,23 +5,34 @@ object, so the same Frame gives the same depth whichever way it arrives.
 
 Steps: optional resize of the image to the network input size (K scaled with it, radar projected
 with the scaled K so no radar point is lost to resampling), radar encoding (depth, RCS, vx, vy image;
-nearest wins), ImageNet normalisation, the forward pass (CPU or CUDA, fp32 or fp16 autocast; the
-model pads to its stride itself), resize back to the image size, and depths outside (0, max_depth]
-marked NaN (REP 118: NaN = no valid measurement).
+nearest wins), ImageNet normalisation, the forward pass on a backend (backends/: PyTorch on CPU or
+CUDA in fp32, fp16 or bf16 autocast, or an ONNX export in ONNX Runtime; the model pads to its stride
+itself), resize back to the image size, and depths outside (0, max_depth] marked NaN (REP 118:
+NaN = no valid measurement).
+
+Saliency (Grad-CAM) needs gradients, so it always runs on the PyTorch model, whatever the backend;
+the depth of a frame comes from the backend either way, so asking for saliency never changes it.
 """
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 import torch
 
+from .backends import BACKENDS, TorchBackend, TorchOptions
+from .backends.torch_backend import check_precision
 from .config import IMAGENET_MEAN, IMAGENET_STD
 from .distill.saliency import TAP_LAYERS, grad_cam, normalise_map, saliency_target
 from .geometry import scale_intrinsics
 from .radar import RadarEncodingConfig, RadarEncodingStats, encode_radar, radar_features
+
+# The size an on-the-fly ONNX export is traced at: small (fast to export and verify) and a multiple
+# of 32, so the dynamic graph takes any size (backends/ort_backend.py pads the rest).
+ONNX_TRACE_SIZE = (64, 96)
 
 
 def resolve_device(device: str = 'auto') -> torch.device:
@@ -42,6 +53,19 @@ def resolve_device(device: str = 'auto') -> torch.device:
     return dev
 
 
+def _backend_device(resolved: torch.device, asked: str, backend: str) -> torch.device:
+    """With device 'auto', backend onnxruntime and an onnxruntime without CUDA (the pinned CPU wheel),
+    run everything on the CPU rather than fail: 'auto' promised a working device, not a GPU."""
+    if asked != 'auto' or backend != 'onnxruntime' or resolved.type != 'cuda':
+        return resolved
+    from .backends.ort_backend import CUDA_PROVIDER, available_providers
+    if CUDA_PROVIDER in available_providers():
+        return resolved
+    warnings.warn(f'device auto with backend onnxruntime: this onnxruntime has no {CUDA_PROVIDER} '
+                  '(install onnxruntime-gpu), so inference runs on the CPU')
+    return torch.device('cpu')
+
+
 @dataclass
 class DepthResult:
     depth: np.ndarray                       # H x W float32 metres, NaN where invalid
@@ -50,24 +74,102 @@ class DepthResult:
     saliency: dict | None = None            # layer -> H x W float32 in [0, 1]
 
 
+# ----------------------------------------------------------------------------- pre-processing
+
+def resize_frame_inputs(frame, input_size):
+    """(image, K, h, w) at the network input size; K scaled with the image."""
+    H, W = frame.height, frame.width
+    h, w = input_size or (H, W)
+    image, K = frame.image, frame.K
+    if (h, w) != (H, W):
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if h < H else cv2.INTER_LINEAR)
+        K = scale_intrinsics(K, w / W, h / H)
+    return image, K, h, w
+
+
+def radar_image(frame, K, h, w, radar_config: RadarEncodingConfig = RadarEncodingConfig()):
+    """(h x w x C float32 radar image, stats): projection and encoding of the frame's radar."""
+    feats, missing = radar_features(frame.radar, frame.radar_fields, radar_config.feature_columns)
+    image, stats = encode_radar(frame.radar_in_camera(), feats, K, h, w, radar_config)
+    stats.missing_features = missing
+    return image, stats
+
+
+def normalise_image(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """1 x 3 x h x w ImageNet-normalised float32 of an h x w x 3 uint8 RGB image.
+
+    One multiply-add (x * 1/(255 std) - mean/std) instead of three passes, and the HWC -> CHW
+    permute is a view, so the tensor is channels_last-strided: what the CPU fast path wants.
+    """
+    img = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None]
+    scale, offset = _normalisation(device)
+    return torch.addcmul(offset, img.float(), scale)
+
+
+_NORMALISATION = {}
+
+
+def _normalisation(device: torch.device):
+    if device not in _NORMALISATION:
+        mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float64)
+        std = torch.tensor(IMAGENET_STD, dtype=torch.float64)
+        _NORMALISATION[device] = ((1.0 / (255.0 * std)).float().view(1, 3, 1, 1).to(device),
+                                  (-mean / std).float().view(1, 3, 1, 1).to(device))
+    return _NORMALISATION[device]
+
+
+def prepare_inputs(frame, input_size, device: torch.device, radar_config=RadarEncodingConfig()):
+    """Network inputs of a Frame: (image 1x3xhxw normalised, radar 1xCxhxw, radar stats)."""
+    image, K, h, w = resize_frame_inputs(frame, input_size)
+    radar, stats = radar_image(frame, K, h, w, radar_config)
+    radar_t = torch.from_numpy(radar).to(device).permute(2, 0, 1)[None]
+    return normalise_image(image, device), radar_t, stats
+
+
+def finish_depth(depth_t: torch.Tensor, height: int, width: int, max_depth: float) -> np.ndarray:
+    """H x W float32 metres at the image size, NaN where not in (0, max_depth]."""
+    depth = depth_t[0, 0].float().cpu().numpy()
+    if depth.shape != (height, width):
+        depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
+    depth = depth.astype(np.float32, copy=False)
+    # One comparison chain; NaN fails it and so stays NaN.
+    with np.errstate(invalid='ignore'):
+        valid = (depth > 0) & (depth <= max_depth)
+    depth[~valid] = np.nan
+    return depth
+
+
+# ----------------------------------------------------------------------------- the estimator
+
 class DepthEstimator:
     """Frame -> depth with a loaded model.
 
-    model:        an nn.Module following the models' forward contract (image, radar) -> {'depth', 'taps'}.
-    device:       'auto' | 'cpu' | 'cuda' | 'cuda:N'.
-    precision:    'fp32' or 'fp16' (fp16 autocast, CUDA only).
-    max_depth:    depths above this are reported as NaN (defaults to the model's own output range).
-    input_size:   (height, width) to run the network at, or None for the image's own size.
+    model:         an nn.Module following the models' forward contract (image, radar) -> {'depth', 'taps'}.
+    device:        'auto' | 'cpu' | 'cuda' | 'cuda:N'.
+    precision:     'fp32'; 'fp16' (CUDA only: autocast, or an fp16 ONNX export); 'bf16' (torch backend:
+                   bf16 autocast, fast on CPUs with AVX512-BF16/AMX; ~1e-2 relative error).
+    max_depth:     depths above this are reported as NaN (defaults to the model's own output range).
+    input_size:    (height, width) to run the network at, or None for the image's own size.
+    backend:       'torch' (default) or 'onnxruntime'.
+    onnx_path:     the ONNX file for backend onnxruntime; None exports the model on the fly into
+                   ``cache_dir`` (export.default_cache_dir(): $XD_RCDEPTH_CACHE or ~/.cache/xd_rcdepth),
+                   verified against PyTorch once, reused while the weights are unchanged.
+    threads:       intra-op CPU threads (torch.set_num_threads, process-wide; ONNX Runtime's session);
+                   None keeps the libraries' defaults.
+    torch_options: backends.TorchOptions (channels_last, compile, cuda_graphs).
     """
 
     def __init__(self, model: torch.nn.Module, device: str = 'auto', precision: str = 'fp32',
                  max_depth: float | None = None, input_size: tuple | None = None,
-                 radar_config: RadarEncodingConfig = RadarEncodingConfig()):
-        self.device = resolve_device(device)
-        if precision not in ('fp32', 'fp16'):
-            raise ValueError(f"precision '{precision}' is not supported: use fp32 or fp16")
-        if precision == 'fp16' and self.device.type != 'cuda':
-            raise ValueError('precision fp16 needs a CUDA device; use fp32 on the CPU')
+                 radar_config: RadarEncodingConfig = RadarEncodingConfig(), backend: str = 'torch',
+                 onnx_path=None, threads: int | None = None, torch_options: TorchOptions | None = None,
+                 cache_dir=None):
+        self.device = _backend_device(resolve_device(device), device, backend)
+        check_precision(self.device, precision)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend '{backend}' is not supported: use {' or '.join(BACKENDS)}")
+        if backend == 'onnxruntime' and precision == 'bf16':
+            raise ValueError('precision bf16 is a torch backend path; use fp32 (CPU) or fp16 (CUDA) with onnxruntime')
         self.precision = precision
         model_max = float(getattr(getattr(model, 'config', None), 'max_depth', 100.0))
         self.max_depth = model_max if max_depth is None else float(max_depth)
@@ -78,11 +180,16 @@ class DepthEstimator:
             if h < 32 or w < 32:
                 raise ValueError(f'input_size must be at least 32 x 32, got {input_size}')
             input_size = (h, w)
+        if threads is not None and threads < 1:
+            raise ValueError(f'threads must be at least 1, got {threads}')
+        if threads:
+            torch.set_num_threads(int(threads))
         self.input_size = input_size
         self.radar_config = radar_config
-        self.model = model.to(self.device).eval()
-        self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+        # The torch backend always exists: it runs depth for backend torch and saliency for all.
+        self.torch = TorchBackend(model, self.device, precision, torch_options or TorchOptions())
+        self.model = self.torch.model
+        self.backend = self.torch if backend == 'torch' else self._onnxruntime(onnx_path, threads, cache_dir)
 
     @classmethod
     def from_checkpoint(cls, path, **kwargs) -> 'DepthEstimator':
@@ -90,36 +197,47 @@ class DepthEstimator:
         model, _ = load_model(path, map_location='cpu')
         return cls(model, **kwargs)
 
+    def _onnxruntime(self, onnx_path, threads, cache_dir):
+        from .backends import onnxruntime_available
+        if not onnxruntime_available():
+            raise ValueError('backend onnxruntime needs the onnx and onnxruntime packages '
+                             '(pip install -r requirements.txt -c constraints.txt)')
+        from .backends.ort_backend import OnnxRuntimeBackend
+        from .export import ExportSpec, cached_export, read_metadata
+        if onnx_path is None:
+            spec = ExportSpec('onnx', *ONNX_TRACE_SIZE, dynamic=True, fp16=self.precision == 'fp16')
+            onnx_path = cached_export(self.model, spec, cache_dir)
+        meta = read_metadata(onnx_path)
+        if meta['model_name'] != self.model.model_name:
+            raise ValueError(f'{onnx_path} holds {meta["model_name"]} but the checkpoint is {self.model.model_name}')
+        if meta.get('precision', 'fp32') != self.precision:
+            raise ValueError(f'{onnx_path} is a {meta.get("precision")} export but precision is {self.precision}')
+        size = meta.get('input_size')
+        if size and tuple(size) != self.input_size:
+            raise ValueError(f'{onnx_path} is a static {size[0]}x{size[1]} export: set input_size to that size '
+                             'or export with --dynamic')
+        return OnnxRuntimeBackend(onnx_path, self.device, threads)
+
+    @property
+    def backend_info(self) -> dict:
+        return self.backend.info
+
     # -- steps -------------------------------------------------------------------------------
     def prepare(self, frame):
         """Network inputs of a Frame: (image tensor 1x3xhxw normalised, radar tensor 1x4xhxw, stats)."""
-        H, W = frame.height, frame.width
-        h, w = self.input_size or (H, W)
-        image, K = frame.image, frame.K
-        if (h, w) != (H, W):
-            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if h < H else cv2.INTER_LINEAR)
-            K = scale_intrinsics(K, w / W, h / H)
-        feats, missing = radar_features(frame.radar, frame.radar_fields, self.radar_config.feature_columns)
-        radar_img, stats = encode_radar(frame.radar_in_camera(), feats, K, h, w, self.radar_config)
-        stats.missing_features = missing
-        img_t = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1)[None].float()
-        img_t = (img_t / 255.0 - self._mean) / self._std
-        radar_t = torch.from_numpy(radar_img).to(self.device).permute(2, 0, 1)[None]
-        return img_t, radar_t, stats
-
-    def _forward(self, img_t, radar_t):
-        if self.precision == 'fp16':
-            with torch.autocast('cuda', dtype=torch.float16):
-                return self.model(img_t, radar_t)
-        return self.model(img_t, radar_t)
+        return prepare_inputs(frame, self.input_size, self.device, self.radar_config)
 
     def _finish(self, depth_t: torch.Tensor, height: int, width: int) -> np.ndarray:
-        depth = depth_t[0, 0].float().cpu().numpy()
-        if depth.shape != (height, width):
-            depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
-        depth = depth.astype(np.float32, copy=False)
-        depth[~np.isfinite(depth) | (depth <= 0) | (depth > self.max_depth)] = np.nan
-        return depth
+        return finish_depth(depth_t, height, width, self.max_depth)
+
+    def _saliency(self, img_t, radar_t, layers, size) -> dict:
+        unknown = set(layers) - set(TAP_LAYERS)
+        if unknown:
+            raise ValueError(f'unknown saliency layer(s) {sorted(unknown)}: choose from {TAP_LAYERS}')
+        # Gradients flow from the input, so Grad-CAM works even on frozen weights.
+        out = self.torch.full(img_t.clone().requires_grad_(True), radar_t.clone().requires_grad_(True))
+        maps = grad_cam(out['taps'], saliency_target(out['depth'].float()), layers=tuple(layers))
+        return {k: normalise_map(v.detach().float(), size=size)[0, 0].cpu().numpy() for k, v in maps.items()}
 
     # -- public ------------------------------------------------------------------------------
     def predict(self, frame, saliency_layers=()) -> DepthResult:
@@ -127,31 +245,24 @@ class DepthEstimator:
         t0 = time.perf_counter()
         img_t, radar_t, stats = self.prepare(frame)
         t1 = time.perf_counter()
-        saliency = None
-        if saliency_layers:
-            unknown = set(saliency_layers) - set(TAP_LAYERS)
-            if unknown:
-                raise ValueError(f'unknown saliency layer(s) {sorted(unknown)}: choose from {TAP_LAYERS}')
-            with torch.enable_grad():
-                # Gradients flow from the input, so Grad-CAM works even on frozen weights.
-                out = self._forward(img_t.requires_grad_(True), radar_t.requires_grad_(True))
-                maps = grad_cam(out['taps'], saliency_target(out['depth'].float()), layers=tuple(saliency_layers))
-            saliency = {k: normalise_map(v.detach().float(), size=(frame.height, frame.width))[0, 0].cpu().numpy()
-                        for k, v in maps.items()}
-        else:
-            with torch.inference_mode():
-                out = self._forward(img_t, radar_t)
+        depth_t = self.backend(img_t, radar_t)
         if self.device.type == 'cuda':
             torch.cuda.synchronize(self.device)
         t2 = time.perf_counter()
-        depth = self._finish(out['depth'].detach(), frame.height, frame.width)
+        saliency = None
+        if saliency_layers:
+            saliency = self._saliency(img_t, radar_t, saliency_layers, (frame.height, frame.width))
         t3 = time.perf_counter()
-        return DepthResult(depth=depth, radar_stats=stats, saliency=saliency,
-                           timings_ms={'prepare': 1e3 * (t1 - t0), 'forward': 1e3 * (t2 - t1),
-                                       'finish': 1e3 * (t3 - t2), 'total': 1e3 * (t3 - t0)})
+        depth = self._finish(depth_t, frame.height, frame.width)
+        t4 = time.perf_counter()
+        timings = {'prepare': 1e3 * (t1 - t0), 'forward': 1e3 * (t2 - t1), 'finish': 1e3 * (t4 - t3),
+                   'total': 1e3 * (t4 - t0)}
+        if saliency_layers:
+            timings['saliency'] = 1e3 * (t3 - t2)
+        return DepthResult(depth=depth, radar_stats=stats, saliency=saliency, timings_ms=timings)
 
     def release(self) -> None:
-        """Drop the model from the GPU (the node's deactivate)."""
-        self.model.to('cpu')
-        if self.device.type == 'cuda':
-            torch.cuda.empty_cache()
+        """Drop the model from the GPU and close the ONNX Runtime session (the node's deactivate)."""
+        if self.backend is not self.torch:
+            self.backend.release()
+        self.torch.release()

@@ -104,12 +104,16 @@ class DepthNode(LifecycleNode):
             if s.torch_threads:
                 torch.set_num_threads(s.torch_threads)
             self.estimator = DepthEstimator.from_checkpoint(s.checkpoint, device=s.device, precision=s.precision,
-                                                            max_depth=s.max_depth, input_size=s.input_size)
+                                                            max_depth=s.max_depth, input_size=s.input_size,
+                                                            backend=s.backend, threads=s.torch_threads or None)
         except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
             log.error(f'activate failed: cannot load the model: {exc}')
             return TransitionCallbackReturn.FAILURE
         log.info(f'model {type(self.estimator.model).__name__} on {self.estimator.device} '
-                 f'({s.precision}, torch threads {torch.get_num_threads()})')
+                 f'({s.precision}, torch threads {torch.get_num_threads()}), backend {self.estimator.backend_info}')
+        if s.backend != 'torch':
+            log.info(f'backend {s.backend}: ~/debug/saliency_overlay (Grad-CAM) runs the torch model, '
+                     'only while subscribed')
         self._subscribe()
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name='xd_rcdepth_inference', daemon=True)

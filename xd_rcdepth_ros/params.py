@@ -28,7 +28,12 @@ PARAMETERS = (
     Param('device', 'auto', 'Compute device: auto (CUDA if available, else CPU), cpu, cuda or cuda:N.',
           read_only=True),
     Param('precision', 'fp32', 'fp32, or fp16 (autocast; CUDA only).', read_only=True, choices=('fp32', 'fp16')),
-    Param('torch_threads', 0, 'CPU threads for torch intra-op work; 0 keeps torch\'s default.',
+    Param('backend', 'torch', 'Inference backend: torch, or onnxruntime (the checkpoint exported to ONNX on '
+          'the fly, cached in $XD_RCDEPTH_CACHE or ~/.cache/xd_rcdepth; CPU, or CUDA with onnxruntime-gpu). '
+          'Saliency always runs on the torch model, only while ~/debug/saliency_overlay has subscribers.',
+          read_only=True, choices=('torch', 'onnxruntime')),
+    Param('torch_threads', 0, 'CPU threads for intra-op work (torch, and the ONNX Runtime session); '
+          '0 keeps the libraries\' defaults.',
           read_only=True, range=(0, 256)),
     Param('max_depth', 100.0, 'Depths above this (metres) are published as NaN.', range=(1.0, 1000.0)),
     Param('input_height', 0, 'Network input height (0 = image height). The image is resized, K scaled.',
@@ -86,6 +91,7 @@ class NodeSettings:
     checkpoint: str
     device: str
     precision: str
+    backend: str
     torch_threads: int
     max_depth: float
     input_size: tuple | None
@@ -132,7 +138,8 @@ def read_settings(get) -> NodeSettings:
     if len(q) != 4 or not np.all(np.isfinite(q)) or np.linalg.norm(q) < 1e-6:
         raise ValueError(f"parameter 'T_camera_radar.rotation' must be a non-zero quaternion (w, x, y, z), got {q}")
     return NodeSettings(
-        checkpoint=v['checkpoint'], device=dev, precision=v['precision'], torch_threads=v['torch_threads'],
+        checkpoint=v['checkpoint'], device=dev, precision=v['precision'], backend=v['backend'],
+        torch_threads=v['torch_threads'],
         max_depth=float(v['max_depth']), input_size=(h, w) if h else None,
         compressed_image=bool(v['compressed_image']), sync_tolerance=float(v['sync_tolerance']),
         radar_sweeps=int(v['radar_sweeps']),

@@ -1,0 +1,80 @@
+"""`xd-rcdepth export`: a checkpoint's depth path as ONNX or TorchScript, verified against PyTorch.
+
+    xd-rcdepth export --checkpoint CKPT --format onnx --out model.onnx [--height 896 --width 1600]
+                      [--dynamic] [--fp16] [--opset 17] [--tolerance METRES]
+
+The file is written only if, run on a synthetic frame, it gives PyTorch's depth within the
+tolerance (the max abs error is printed; above it the command fails and no file is left). See
+xd_rcdepth_core/export.py for the graph's inputs, the metadata and TensorRT notes.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..cli import UserError
+
+# Copies of export.FORMATS / export.DEFAULT_OPSET (test_export checks they agree): building the
+# parser must not import torch, or every `xd-rcdepth` command would pay for it.
+FORMATS = ('onnx', 'torchscript')
+DEFAULT_OPSET = 17
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--checkpoint', required=True, help='model checkpoint (weights + config)')
+    parser.add_argument('--format', default='onnx', choices=FORMATS, help='file format (default onnx)')
+    parser.add_argument('--out', required=True, help='output file (.onnx, .pt/.ts for TorchScript)')
+    parser.add_argument('--height', type=int, default=896, help='input height (default 896, the paper\'s test size)')
+    parser.add_argument('--width', type=int, default=1600, help='input width (default 1600)')
+    parser.add_argument('--dynamic', action=argparse.BooleanOptionalAction, default=False,
+                        help='accept any height and width that are multiples of 32 (default: exactly HxW)')
+    parser.add_argument('--fp16', action='store_true', help='half-precision weights and activations (I/O stay float32)')
+    parser.add_argument('--opset', type=int, default=DEFAULT_OPSET, help=f'ONNX opset (default {DEFAULT_OPSET})')
+    parser.add_argument('--tolerance', type=float, default=None,
+                        help='largest allowed max abs depth error vs PyTorch, metres (default 0.01; fp16 0.5)')
+    parser.add_argument('--no-verify', dest='verify', action='store_false',
+                        help='skip the comparison with PyTorch (not recommended)')
+
+
+def run(args) -> int:
+    from ..export import ExportSpec, export_verified, read_metadata
+    from ..models.checkpoint import load_model
+    if args.tolerance is not None and not args.tolerance > 0:
+        raise UserError(f'--tolerance must be positive, got {args.tolerance}')
+    try:
+        spec = ExportSpec(args.format, args.height, args.width, args.dynamic, args.fp16, args.opset)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    out = Path(args.out)
+    _check_out(out)
+    model, _ = load_model(args.checkpoint, map_location='cpu')
+    extra = {'checkpoint': Path(args.checkpoint).name}
+    path, result = export_verified(model, out, spec, args.tolerance, args.verify, extra)
+    meta = read_metadata(path)
+    size = 'any HxW, multiples of 32' if spec.dynamic else f'{spec.height}x{spec.width}'
+    opset = f", opset {meta['opset']}" if meta.get('opset') else ''
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {meta['model_name']} depth path, {spec.format}{opset}, "
+          f"{meta['precision']}, input {size}")
+    if spec.format == 'onnx':
+        print(f"ops: {' '.join(meta['ops'])}")
+        bad = meta['tensorrt_unsupported']
+        print('TensorRT ONNX parser: ' + (f"ops outside its operator matrix: {', '.join(bad)}" if bad else
+                                          'every op is in its operator matrix'))
+        for note in meta['tensorrt_notes']:
+            print(f'TensorRT note: {note}')
+    if result is None:
+        print('not verified (--no-verify)')
+    else:
+        sizes = ', '.join(f'{k}: {v:.3g} m' for k, v in result['per_size'].items())
+        print(f"verified on a synthetic frame: max abs depth error {result['max_abs_error_m']:.3g} m "
+              f"(tolerance {result['tolerance_m']:g} m; {sizes})")
+    return 0
+
+
+def _check_out(out: Path) -> None:
+    """Fail before loading anything when the output cannot be written."""
+    from ..export import check_writable
+    try:
+        check_writable(out)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None

@@ -1,0 +1,332 @@
+"""ONNX and TorchScript files of a model's depth path, with the settings recorded inside the file.
+
+The exported graph is the depth path only (no X-KD taps, no saliency):
+    inputs   image (1, 3, H, W) float32, ImageNet-normalised RGB (what DepthEstimator.prepare makes)
+             radar (1, C, H, W) float32, the radar image (depth, RCS, vx, vy; 0 = no return)
+    output   depth (1, 1, H, W) float32 metres in [min_depth, max_depth]
+Inputs and output stay float32 with ``fp16`` too: the casts to and from half live inside the graph,
+so callers never change.
+
+Shapes. A static export takes exactly H x W; when H or W is not a multiple of 32 the bottom/right
+padding to the network stride is part of the graph (constant amounts; see DepthOnly). A
+dynamic export accepts any H and W that are multiples of 32 (metadata ``input_multiple``): the tracer
+freezes the model's pad-or-not decision, so the caller pads (backends/onnxruntime.py does).
+
+Exporter. torch.onnx's dynamo exporter needs onnxscript, which we do not install; the
+TorchScript-based exporter (``dynamo=False``, deprecated but present in torch 2.14) writes plain
+graphs at the opset asked for, with BatchNorm folded into the convolutions.
+
+TensorRT. Every op of the student, LiRCDepth and CaFNet graphs is in TensorRT's ONNX operator
+matrix (onnx-tensorrt docs/operators.md, TensorRT 8.4 onwards, opset <= 17), and the Resize modes
+are ones it supports; ``tensorrt_report`` checks each export and the file's metadata records the
+result. This was checked against the operator matrix, not with a TensorRT build (no GPU here).
+TorchScript is deprecated upstream (torch.jit warns); it is kept for libtorch C++ deployments.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import uuid
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from .config import IMAGENET_MEAN, IMAGENET_STD
+from .models.blocks import NETWORK_STRIDE
+
+FORMATS = ('onnx', 'torchscript')
+DEFAULT_OPSET = 17            # TensorRT 8.5+ parses up to 17; ORT 1.31 runs 7..23
+INPUT_NAMES = ('image', 'radar')
+OUTPUT_NAMES = ('depth',)
+METADATA_FILE = 'xd_rcdepth.json'   # TorchScript: the metadata rides in the archive's extra files
+
+# ONNX ops TensorRT's parser supports (onnx-tensorrt docs/operators.md, 'Y' rows of TensorRT 8.4;
+# later versions only add). Restrictions that matter to us are checked in tensorrt_report.
+TENSORRT_OPS = frozenset('''
+Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast Ceil
+Celu Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum DepthToSpace
+DequantizeLinear Div Dropout Einsum Elu Equal Erf Exp Expand EyeLike Flatten Floor Gather
+GatherElements GatherND Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool Greater GreaterOrEqual GRU
+HardSigmoid Identity If ImageScaler InstanceNormalization IsNaN LeakyRelu Less LessOrEqual Log
+LogSoftmax Loop LRN LSTM LpNormalization LpPool MatMul Max MaxPool Mean Min Mul Neg Not Or Pad
+ParametricSoftplus Pow PRelu QuantizeLinear Range ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp
+ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize Round
+ScaledTanh Scan Scatter ScatterElements ScatterND Selu Shape Sigmoid Sign Sin Sinh Size Slice Softmax
+Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh ThresholdedRelu Tile TopK
+Transpose Unsqueeze Upsample Where Xor'''.split())
+TENSORRT_RESIZE_MODES = {'half_pixel', 'pytorch_half_pixel', 'tf_half_pixel_for_nn', 'asymmetric',
+                         'align_corners'}
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """What to export. height/width: the trace size (static: the only size accepted)."""
+    format: str = 'onnx'
+    height: int = 352
+    width: int = 704
+    dynamic: bool = False
+    fp16: bool = False
+    opset: int = DEFAULT_OPSET
+
+    def __post_init__(self):
+        if self.format not in FORMATS:
+            raise ValueError(f"format '{self.format}' is not supported: use {' or '.join(FORMATS)}")
+        if self.height < NETWORK_STRIDE or self.width < NETWORK_STRIDE:
+            raise ValueError(f'export size must be at least {NETWORK_STRIDE}x{NETWORK_STRIDE}, '
+                             f'got {self.height}x{self.width}')
+        if self.dynamic and (self.height % NETWORK_STRIDE or self.width % NETWORK_STRIDE):
+            raise ValueError(f'a dynamic export is traced at a size that is a multiple of {NETWORK_STRIDE} '
+                             f'(the graph then takes any such size); got {self.height}x{self.width}')
+        if not 9 <= self.opset <= 20:
+            raise ValueError(f'opset must be in 9..20 (TensorRT 10 parses 9..20), got {self.opset}')
+
+
+class DepthOnly(nn.Module):
+    """model(image, radar)['depth'] with float32 I/O; casts to the weights' dtype inside (fp16).
+
+    ``pad`` (static exports whose size is not a multiple of 32): pad here by constant amounts, as
+    the model would (image: edge, radar: zeros), using Slice/Expand/Concat - the model's own
+    replicate pad traces to Pad 'edge' plus a Mod, which TensorRT's parser rejects - and crop back.
+    """
+
+    def __init__(self, model: nn.Module, pad: tuple = (0, 0)):
+        super().__init__()
+        self.model = model
+        self.dtype = next(model.parameters()).dtype
+        self.pad = tuple(int(p) for p in pad)
+
+    def forward(self, image: torch.Tensor, radar: torch.Tensor) -> torch.Tensor:
+        height, width = image.shape[-2:]
+        if any(self.pad):
+            image, radar = _pad_constant(image, radar, *self.pad)
+        depth = self.model(image.to(self.dtype), radar.to(self.dtype))['depth'].float()
+        return depth[..., :height, :width] if any(self.pad) else depth
+
+
+def _pad_constant(image, radar, pad_h: int, pad_w: int):
+    """Bottom/right padding by fixed amounts: image rows/columns repeat the edge, radar gets zeros."""
+    if pad_h:
+        image = torch.cat([image, image[..., -1:, :].expand(-1, -1, pad_h, -1)], dim=2)
+        radar = torch.cat([radar, radar.new_zeros(radar.shape[0], radar.shape[1], pad_h, radar.shape[3])], dim=2)
+    if pad_w:
+        image = torch.cat([image, image[..., -1:].expand(-1, -1, -1, pad_w)], dim=3)
+        radar = torch.cat([radar, radar.new_zeros(radar.shape[0], radar.shape[1], radar.shape[2], pad_w)], dim=3)
+    return image, radar
+
+
+def example_inputs(model: nn.Module, height: int, width: int, seed: int = 0):
+    """Random (image, radar) of the model's input shapes; ~3 % radar pixels set, like a radar image."""
+    g = torch.Generator().manual_seed(seed)
+    image = torch.randn(1, 3, height, width, generator=g)
+    hit = torch.rand(1, 1, height, width, generator=g) < 0.03
+    radar = torch.rand(1, model.config.radar_channels, height, width, generator=g) * 50 * hit
+    return image, radar
+
+
+def metadata(model: nn.Module, spec: ExportSpec, extra: dict | None = None) -> dict:
+    """Everything a consumer needs to feed the graph; values are JSON-able (ONNX stores strings)."""
+    from .models.registry import config_to_dict
+    cfg = model.config
+    return {
+        'xd_rcdepth.format': 1,
+        'model_name': model.model_name,
+        'model_config': config_to_dict(cfg),
+        'max_depth': float(cfg.max_depth), 'min_depth': float(cfg.min_depth),
+        'input_names': list(INPUT_NAMES), 'output_names': list(OUTPUT_NAMES),
+        'input_size': None if spec.dynamic else [spec.height, spec.width],
+        'trace_size': [spec.height, spec.width],
+        'input_multiple': NETWORK_STRIDE if spec.dynamic else 1,
+        'dynamic': spec.dynamic, 'precision': 'fp16' if spec.fp16 else 'fp32',
+        'opset': spec.opset if spec.format == 'onnx' else None,
+        'radar_channels': int(cfg.radar_channels),
+        'image_normalisation': {'mean': list(IMAGENET_MEAN), 'std': list(IMAGENET_STD), 'scale': 1 / 255},
+        'torch': torch.__version__,
+        **(extra or {}),
+    }
+
+
+def _prepared(model: nn.Module, spec: ExportSpec) -> DepthOnly:
+    """An eval-mode CPU copy (fp16: half weights); the caller's model is never touched."""
+    model = copy.deepcopy(model).to('cpu').eval()
+    if spec.fp16:
+        model = model.half()
+    pad = (0, 0) if spec.dynamic else ((-spec.height) % NETWORK_STRIDE, (-spec.width) % NETWORK_STRIDE)
+    return DepthOnly(model, pad).eval()
+
+
+def _temporary_path(path: Path) -> Path:
+    """A unique sibling name to write to before the atomic rename (the exporters open the file
+    themselves, so it gets the usual permissions, not mkstemp's 0600)."""
+    return path.with_name(f'.{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp')
+
+
+def check_writable(path: Path) -> None:
+    parent = path.parent if str(path.parent) else Path('.')
+    if path.is_dir():
+        raise ValueError(f'output {path} is a directory: give a file name')
+    blocker = next((p for p in [parent, *parent.parents] if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise ValueError(f'cannot write {path}: {blocker} is a file, not a folder')
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f'cannot create the output folder {parent}: {exc.strerror}') from None
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f'output folder {parent} is not writable')
+
+
+def export_model(model: nn.Module, path, spec: ExportSpec, extra_metadata: dict | None = None) -> Path:
+    """Write the depth path of ``model`` to ``path`` (atomically) as ONNX or TorchScript."""
+    path = Path(path)
+    check_writable(path)
+    meta = metadata(model, spec, extra_metadata)
+    wrapper = _prepared(model, spec)
+    inputs = example_inputs(model, spec.height, spec.width)
+    tmp = _temporary_path(path)
+    try:
+        # The tracer warns about every Python-level shape check in the models (check_inputs,
+        # pad_to_stride): expected, and covered by verify() at a second size for dynamic exports.
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            if spec.format == 'onnx':
+                _write_onnx(wrapper, inputs, tmp, spec, meta)
+            else:
+                _write_torchscript(wrapper, inputs, tmp, meta)
+        os.replace(tmp, path)
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, (ValueError, OSError)):
+            raise
+        hint = (' (fp16 export needs a model that runs end to end in half precision; export fp32 and let '
+                'TensorRT or ONNX Runtime convert)') if spec.fp16 else ''
+        raise ValueError(f'{spec.format} export of {model.model_name} failed: {type(exc).__name__}: '
+                         f'{(str(exc).strip().splitlines() or [""])[0]}{hint}') from exc
+    return path
+
+
+def _write_onnx(wrapper, inputs, tmp: Path, spec: ExportSpec, meta: dict) -> None:
+    import onnx
+    dynamic_axes = ({name: {2: 'height', 3: 'width'} for name in INPUT_NAMES + OUTPUT_NAMES}
+                    if spec.dynamic else None)
+    with torch.no_grad():
+        torch.onnx.export(wrapper, inputs, str(tmp), dynamo=False, opset_version=spec.opset,
+                          input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                          dynamic_axes=dynamic_axes, do_constant_folding=True)
+    proto = onnx.load(str(tmp))
+    report = tensorrt_report(proto)
+    meta = {**meta, 'ops': report['ops'], 'tensorrt_unsupported': report['unsupported'],
+            'tensorrt_notes': report['notes']}
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    proto.producer_name = 'xd_rcdepth'
+    proto.doc_string = (f"xd_rcdepth {meta['model_name']} depth path: image (1,3,H,W) ImageNet-normalised, "
+                        f"radar (1,{meta['radar_channels']},H,W) -> depth (1,1,H,W) metres")
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(tmp))
+
+
+def _write_torchscript(wrapper, inputs, tmp: Path, meta: dict) -> None:
+    with torch.no_grad():
+        traced = torch.jit.trace(wrapper, inputs, check_trace=False)
+    torch.jit.save(traced, str(tmp), _extra_files={METADATA_FILE: json.dumps(meta)})
+
+
+# ----------------------------------------------------------------------------- reading back
+
+def read_metadata(path) -> dict:
+    """The metadata dict of an exported file (ONNX metadata_props or TorchScript extra file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'file not found: {path} (expected an exported xd_rcdepth model)')
+    if path.suffix == '.onnx' or _is_onnx(path):
+        import onnx
+        proto = onnx.load(str(path), load_external_data=False)
+        meta = {p.key: json.loads(p.value) for p in proto.metadata_props}
+    else:
+        files = {METADATA_FILE: ''}
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', FutureWarning)   # torch.jit is deprecated upstream; still loads
+            torch.jit.load(str(path), map_location='cpu', _extra_files=files)
+        meta = json.loads(files[METADATA_FILE] or '{}')
+    if 'model_name' not in meta:
+        raise ValueError(f'{path} is not an xd_rcdepth export (no model_name in its metadata)')
+    return meta
+
+
+def _is_onnx(path: Path) -> bool:
+    with open(path, 'rb') as f:
+        return not f.read(4).startswith(b'PK')   # TorchScript files are zip archives
+
+
+def tensorrt_report(proto) -> dict:
+    """{'ops': sorted op types, 'unsupported': ops outside TensorRT's matrix, 'notes': caveats}."""
+    ops = sorted({n.op_type for n in proto.graph.node})
+    notes = []
+    for node in proto.graph.node:
+        attrs = {a.name: a for a in node.attribute}
+        if node.op_type == 'Pad' and 'mode' in attrs and attrs['mode'].s.decode() != 'constant':
+            notes.append(f"Pad mode '{attrs['mode'].s.decode()}' (static size not a multiple of 32): "
+                         'TensorRT before 8.6 parses constant Pad only')
+        if node.op_type == 'Resize' and 'coordinate_transformation_mode' in attrs:
+            mode = attrs['coordinate_transformation_mode'].s.decode()
+            if mode not in TENSORRT_RESIZE_MODES:
+                notes.append(f'Resize coordinate_transformation_mode {mode!r} is not supported by TensorRT')
+    return {'ops': ops, 'unsupported': sorted(set(ops) - TENSORRT_OPS), 'notes': sorted(set(notes))}
+
+
+# ----------------------------------------------------------------------------- on-the-fly cache
+
+def default_cache_dir() -> Path:
+    """$XD_RCDEPTH_CACHE, else $XDG_CACHE_HOME/xd_rcdepth, else ~/.cache/xd_rcdepth."""
+    if os.environ.get('XD_RCDEPTH_CACHE'):
+        return Path(os.environ['XD_RCDEPTH_CACHE'])
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return Path(base) / 'xd_rcdepth'
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """sha256 of the model's name, config and every tensor of its state_dict: the cache key of its
+    exports (two checkpoints with the same weights share one file; changed weights never hit)."""
+    from .models.registry import config_to_dict
+    h = hashlib.sha256()
+    h.update(json.dumps([model.model_name, config_to_dict(model.config)], sort_keys=True).encode())
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().to('cpu').contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def export_verified(model: nn.Module, path, spec: ExportSpec, tolerance: float | None = None,
+                    verify: bool = True, extra_metadata: dict | None = None):
+    """Export to a temporary sibling, verify it against PyTorch (backends/verify.py), then rename:
+    a file at ``path`` has always passed. Returns (path, verification dict or None)."""
+    from .backends.verify import verify_export
+    path = Path(path)
+    check_writable(path)
+    tmp = export_model(model, _temporary_path(path).with_suffix(path.suffix or '.tmp'), spec, extra_metadata)
+    try:
+        result = verify_export(tmp, model, spec, tolerance) if verify else None
+        os.replace(tmp, path)   # atomic: a second process never reads a half-written file
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path, result
+
+
+def cached_export(model: nn.Module, spec: ExportSpec, cache_dir=None, verify: bool = True) -> Path:
+    """Path of ``model`` exported with ``spec`` under ``cache_dir``; exported (and verified) only if
+    that file is not there yet. The name holds the weights' fingerprint and every export setting."""
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    settings = json.dumps({**asdict(spec), 'torch': torch.__version__}, sort_keys=True)
+    key = hashlib.sha256((model_fingerprint(model) + settings).encode()).hexdigest()[:20]
+    suffix = '.onnx' if spec.format == 'onnx' else '.ts'
+    path = cache_dir / f'{model.model_name}-{key}{suffix}'
+    if not path.is_file():
+        export_verified(model, path, spec, verify=verify, extra_metadata={'cache_key': key})
+    return path
