@@ -29,7 +29,7 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
-    ] + share_files('launch') + share_files('config'),
+    ] + share_files('launch') + share_files('config') + share_files('models'),
     install_requires=['setuptools'],
     extras_require={
         # colcon reads this to run pytest (tests_require makes colcon silently run 0 tests).

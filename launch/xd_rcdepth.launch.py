@@ -19,6 +19,7 @@ ARGUMENTS = {
     'params_file': ('', 'Parameters YAML (empty: the package\'s config/xd_rcdepth.param.yaml).'),
     'checkpoint': ('', 'xd_rcdepth checkpoint to run (overrides the params file when set).'),
     'device': ('', 'auto | cpu | cuda | cuda:N (overrides the params file when set).'),
+    'backend': ('', 'torch | onnxruntime (overrides the params file when set).'),
     'image': ('image', 'Camera image topic remapped to ~/input/image.'),
     'camera_info': ('camera_info', 'CameraInfo topic remapped to ~/input/camera_info.'),
     'radar': ('radar_points', 'Radar PointCloud2 topic remapped to ~/input/radar_points.'),
@@ -26,7 +27,7 @@ ARGUMENTS = {
     'rviz': ('false', 'Also start RViz with the package\'s config/xd_rcdepth.rviz.'),
 }
 # Launch arguments that override the node parameter of the same name when non-empty.
-PARAMETER_ARGUMENTS = ('checkpoint', 'device', 'use_sim_time')
+PARAMETER_ARGUMENTS = ('checkpoint', 'device', 'backend', 'use_sim_time')
 
 
 def _setup(context):

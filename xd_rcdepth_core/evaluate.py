@@ -24,7 +24,7 @@ import numpy as np
 from .config import PAPER
 from .frame import DEPTH_MAPS, Frame
 from .metrics import METRIC_NAMES, MetricAccumulator, range_key, markdown_table
-from .viz import colorize_depth, overlay_points, save_png, write_atomic
+from .viz import colorize_depth, label_tile, overlay_points, saliency_overlay, save_png, write_atomic
 
 ERROR_SCALE_M = 5.0     # error maps saturate at 5 m
 
@@ -118,21 +118,6 @@ def write_report(out_dir, result: dict, per_image=None) -> None:
 
 
 # ----------------------------------------------------------------------------- figures
-
-
-def label_tile(tile: np.ndarray, text: str) -> np.ndarray:
-    scale = max(tile.shape[1] / 800.0, 0.3)
-    thick = max(int(round(scale * 1.5)), 1)
-    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    cv2.rectangle(tile, (0, 0), (w + 6, h + base + 6), (0, 0, 0), -1)
-    cv2.putText(tile, text, (3, h + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
-    return tile
-
-
-def saliency_overlay(image: np.ndarray, cam: np.ndarray) -> np.ndarray:
-    """Heat map (jet, red = salient) of a [0, 1] map over the image."""
-    heat = cv2.applyColorMap(np.clip(cam * 255.0, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
-    return (0.5 * image.astype(np.float32) + 0.5 * heat).astype(np.uint8)
 
 
 def _saliency_tile(estimator, frame, layer, who):

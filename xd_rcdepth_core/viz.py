@@ -138,6 +138,16 @@ def saliency_overlay(image, saliency, alpha: float = 0.5) -> np.ndarray:
     return cv2.addWeighted(image, 1.0 - alpha, heat[..., ::-1], alpha, 0.0)
 
 
+def label_tile(tile: np.ndarray, text: str) -> np.ndarray:
+    """Write `text` white on black in the top-left corner of an RGB tile (in place; returned), sized to it."""
+    scale = max(tile.shape[1] / 800.0, 0.3)
+    thick = max(int(round(scale * 1.5)), 1)
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    cv2.rectangle(tile, (0, 0), (w + 6, h + base + 6), (0, 0, 0), -1)
+    cv2.putText(tile, text, (3, h + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return tile
+
+
 def save_png(path, rgb: np.ndarray) -> Path:
     """Write an RGB uint8 image losslessly as PNG, atomically (temp file then rename)."""
     path = Path(path)

@@ -28,6 +28,27 @@ def share_dir() -> Path:
                             f'install the package (pip install -e . or colcon build)')
 
 
+SHIPPED_MODEL = 'xd_rcdepth_synthetic.pt'
+
+
+def shipped_model() -> Path:
+    """The checkpoint shipped with the package (models/, trained on synthetic data only; see its model card).
+
+    A source checkout's own models/ comes first, so a retrained model is used without reinstalling.
+    """
+    candidates = [Path(__file__).resolve().parents[1] / 'models' / SHIPPED_MODEL]
+    try:
+        candidates.append(share_dir() / 'models' / SHIPPED_MODEL)
+    except FileNotFoundError:
+        pass
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f'the shipped checkpoint {SHIPPED_MODEL} is missing (looked in '
+                            f'{", ".join(str(p.parent) for p in candidates)}); restore models/ from git, '
+                            f'or rebuild it with scripts/train_shipped_model.sh')
+
+
 def config_file(name: str) -> Path:
     path = share_dir() / 'config' / name
     if not path.is_file():

@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _row(frame, result, layers, who, max_depth=80.0):
-    from ..evaluate import label_tile, saliency_overlay
+    from ..viz import label_tile, saliency_overlay
     from ..viz import colorize_depth
     tiles = [label_tile(frame.image.copy(), f'{who}: {frame.name}'),
              label_tile(colorize_depth(result.depth, max_depth), f'{who} depth')]

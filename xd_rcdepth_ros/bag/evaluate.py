@@ -64,6 +64,7 @@ class EvalOptions:
     output_timeout: float = 20.0           # per frame, live mode
     storage: str = 'mcap'
     overwrite: bool = False
+    record_visuals: bool = False           # live: also record depth_colored and the saliency overlay
 
 
 def _prepare_out(opts: EvalOptions) -> Path:
@@ -205,6 +206,8 @@ def _node_setup(opts: EvalOptions, layout, field_map):
               'compressed_image': layout.image_type == schema.COMPRESSED_IMAGE}
     if opts.backend:
         params['backend'] = opts.backend
+    if opts.live and opts.record_visuals:
+        params['saliency.max_rate'] = 100.0    # (the maximum) an overlay for every frame the recording sees
     if opts.input_size:
         params['input_height'], params['input_width'] = (int(v) for v in opts.input_size)
     base = f'/{opts.node_name}/input'
@@ -212,6 +215,16 @@ def _node_setup(opts: EvalOptions, layout, field_map):
     remaps = {image_in: layout.image_topic, f'{base}/camera_info': layout.camera_info_topic,
               f'{base}/radar_points': layout.radar_topic}
     return params, remaps
+
+
+def _recorded_topics(opts: EvalOptions) -> dict:
+    out = f'/{opts.node_name}/output'
+    topics = {f'{out}/depth': schema.IMAGE, f'{out}/depth/camera_info': schema.CAMERA_INFO}
+    if opts.record_visuals:
+        # Subscribing makes the node colour the depth and run Grad-CAM: the latency then includes both.
+        topics.update({f'{out}/depth_colored': schema.IMAGE,
+                       f'/{opts.node_name}/debug/saliency_overlay': schema.IMAGE})
+    return topics
 
 
 def run_live(opts: EvalOptions) -> dict:
@@ -229,9 +242,8 @@ def run_live(opts: EvalOptions) -> dict:
     session = RosSession(f'{opts.node_name}_replay_eval', use_sim_time=True)
     recorder = player = None
     try:
-        recorder = Recorder(session.node, out / OUTPUT_BAG,
-                            {depth_topic: schema.IMAGE, f'{depth_topic}/camera_info': schema.CAMERA_INFO},
-                            storage=opts.storage, on_message=run.on_recorded)
+        recorder = Recorder(session.node, out / OUTPUT_BAG, _recorded_topics(opts), storage=opts.storage,
+                            on_message=run.on_recorded)
         player = BagPlayer(session.node, opts.bag, topics=inputs, rate=opts.rate, clock=True, gate=run.gate,
                            on_publish=run.on_publish)
         run.node = node = NodeProcess(opts.node_name, params, remaps, out)
@@ -239,8 +251,9 @@ def run_live(opts: EvalOptions) -> dict:
             player.wait_for_subscribers(inputs, opts.node_timeout, alive=node.alive)
         except BagError as exc:
             raise BagError(f'{exc}; node log {node.log_path}:\n{node.log_tail()}') from None
-        if not wait_until(lambda: recorder.publisher_count(depth_topic) > 0, opts.node_timeout):
-            raise BagError(f'the node never offered {depth_topic}; node log {node.log_path}:\n{node.log_tail()}')
+        for topic in _recorded_topics(opts):   # every output matched, so the first frame is recorded in full
+            if not wait_until(lambda t=topic: recorder.publisher_count(t) > 0, opts.node_timeout):
+                raise BagError(f'the node never offered {topic}; node log {node.log_path}:\n{node.log_tail()}')
         time.sleep(0.2)        # let the recorder and the node's subscriptions finish matching
         play = player.play()
         run.wait_for(run.plan)
@@ -292,9 +305,11 @@ def _evaluate_recorded(opts, layout, field_map, images, out, run: _LiveRun, play
     extra = {'replay': {'rate': opts.rate, 'wall_s': play.wall_s, 'bag_s': play.bag_s, 'paused_s': play.paused_s,
                         'published': dict(play.counts), 'skipped': play.skipped},
              'planned_frames': len(run.plan), 'outputs_recorded': len(depths), 'unexpected_outputs': unexpected,
-             'output_bag': str(out / OUTPUT_BAG), 'node_log': str(out / 'node.log')}
-    return report.finish(_dropped(frames, processed, no_output), frames.stats.pairing,
-                         'end-to-end (replay publish -> depth received, wall clock)', extra=extra,
+             'output_bag': str(out / OUTPUT_BAG), 'output_topics': sorted(_recorded_topics(opts)),
+             'node_log': str(out / 'node.log')}
+    kind = 'end-to-end (replay publish -> depth received, wall clock'
+    kind += ', with depth colouring and Grad-CAM saliency)' if opts.record_visuals else ')'
+    return report.finish(_dropped(frames, processed, no_output), frames.stats.pairing, kind, extra=extra,
                          invalid_reason=layout.lidar_missing)
 
 

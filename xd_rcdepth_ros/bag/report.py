@@ -16,6 +16,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from xd_rcdepth_core import viz
 from xd_rcdepth_core.metrics import MetricAccumulator, markdown_table
 
 
@@ -27,47 +28,45 @@ def latency_stats(values, kind: str) -> dict:
             'p95': float(np.percentile(v, 95)), 'max': float(v.max())}
 
 
-def _label(image: np.ndarray, text: str) -> np.ndarray:
-    scale = max(image.shape[1] / 900.0, 0.3)
-    thick = max(int(round(scale * 2)), 1)
-    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    cv2.rectangle(image, (0, 0), (w + 4, h + base + 4), (0, 0, 0), -1)
-    cv2.putText(image, text, (2, h + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
-    return image
-
-
 def error_view(image: np.ndarray, depth: np.ndarray, gt: Optional[np.ndarray], emax: float = 10.0) -> np.ndarray:
-    """|prediction - GT| at the GT pixels over the dimmed image (turbo: blue 0 m .. red >= emax m)."""
+    """|prediction - GT| at the GT pixels over the dimmed image (turbo: blue 0 m .. red >= emax m).
+
+    On large images each lidar pixel is grown to a small square so the scan lines stay visible once the
+    panel is scaled down; where squares touch, the larger error wins (the view never hides a bad pixel).
+    """
     dim = (image.astype(np.float32) * 0.4).astype(np.uint8)
     if gt is None:
         return dim
-    v, u = np.nonzero(gt > 0)
-    pred = np.nan_to_num(depth[v, u], nan=0.0)
-    err = np.clip(np.abs(pred - gt[v, u]) / emax, 0, 1)
-    colors = cv2.applyColorMap(np.rint(err * 255).astype(np.uint8).reshape(-1, 1), cv2.COLORMAP_TURBO)[:, 0, ::-1]
-    dim[v, u] = colors
+    valid = gt > 0
+    err = np.full(gt.shape, -1.0, np.float32)
+    err[valid] = np.clip(np.abs(np.nan_to_num(depth[valid], nan=0.0) - gt[valid]) / emax, 0, 1)
+    grow = max(image.shape[1] // 500, 0)
+    if grow:
+        err = cv2.dilate(err, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+    v, u = np.nonzero(err >= 0)
+    colors = cv2.applyColorMap(np.rint(err[v, u] * 255).astype(np.uint8).reshape(-1, 1), cv2.COLORMAP_TURBO)
+    dim[v, u] = colors[:, 0, ::-1]
     return dim
 
 
 def frame_figure(frame, depth: np.ndarray, saliency: Optional[np.ndarray], title: str,
                  max_depth: float = 80.0) -> np.ndarray:
     """2 x 2 RGB panel: image + radar, predicted depth, saliency overlay, error against the lidar GT."""
-    from xd_rcdepth_core import viz
     from xd_rcdepth_core.geometry import project_points
     img = frame.image
     H, W = img.shape[:2]
     radar = project_points(frame.radar_in_camera(), frame.K, H, W)
     radius = max(int(round(W / 300)), 1)
-    tl = _label(viz.overlay_points(img, radar.u, radar.v, radar.depth, max_depth, radius),
+    tl = viz.label_tile(viz.overlay_points(img, radar.u, radar.v, radar.depth, max_depth, radius),
                 f'image + radar ({len(radar)} pts)')
-    tr = _label(viz.colorize_depth(np.nan_to_num(depth, nan=0.0), max_depth), f'depth 0-{max_depth:g} m')
-    bl = _label(viz.saliency_overlay(img, saliency) if saliency is not None else (img * 0.4).astype(np.uint8),
+    tr = viz.label_tile(viz.colorize_depth(np.nan_to_num(depth, nan=0.0), max_depth), f'depth 0-{max_depth:g} m')
+    bl = viz.label_tile(viz.saliency_overlay(img, saliency) if saliency is not None else (img * 0.4).astype(np.uint8),
                 'saliency (Grad-CAM)' if saliency is not None else 'saliency: n/a')
     gt = frame.depth_sparse
-    br = _label(error_view(img, depth, gt), '|error| vs lidar, 0-10 m' if gt is not None else 'no lidar GT')
+    br = viz.label_tile(error_view(img, depth, gt), '|error| vs lidar, 0-10 m' if gt is not None else 'no lidar GT')
     panel = np.concatenate([np.concatenate([tl, tr], 1), np.concatenate([bl, br], 1)], 0)
     foot = np.zeros((max(H // 8, 14), panel.shape[1], 3), np.uint8)
-    return np.concatenate([panel, _label(foot, title)], 0)
+    return np.concatenate([panel, viz.label_tile(foot, title)], 0)
 
 
 class EvalReport:

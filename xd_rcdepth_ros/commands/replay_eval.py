@@ -56,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='--live: seconds to wait for the depth of one image (default 20)')
     parser.add_argument('--storage', default='mcap', help='output bag storage: mcap or sqlite3 (default mcap)')
     parser.add_argument('--overwrite', action='store_true', help='replace a previous evaluation in --out')
+    parser.add_argument('--record-visuals', action='store_true',
+                        help='--live: also record ~/output/depth_colored and ~/debug/saliency_overlay (one per '
+                             'frame) for RViz/Foxglove; the latency then includes colouring and Grad-CAM')
 
 
 def _input_size(text):
@@ -78,6 +81,8 @@ def _check(args) -> None:
         raise UserError('--figures must be >= 0 and --radar-sweeps >= 1')
     if args.storage.lower() not in ('mcap', 'sqlite3'):
         raise UserError(f'--storage {args.storage!r}: use mcap or sqlite3')
+    if args.record_visuals and not args.live:
+        raise UserError('--record-visuals records the node\'s outputs: add --live')
 
 
 def run(args) -> int:
@@ -92,7 +97,7 @@ def run(args) -> int:
         backend=args.backend,
         max_depth=args.max_depth, input_size=_input_size(args.input_size), rate=args.rate,
         node_name=args.node_name, node_timeout=args.node_timeout, output_timeout=args.output_timeout,
-        storage=args.storage.lower(), overwrite=args.overwrite)
+        storage=args.storage.lower(), overwrite=args.overwrite, record_visuals=args.record_visuals)
     result = evaluate(opts)
     print((Path(args.out) / 'metrics.md').read_text())
     dropped = result['dropped_frames']
