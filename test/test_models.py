@@ -179,6 +179,19 @@ def test_depth_head_range_and_low_precision():
     check_output(out, 1, 64, 96, 'xd_rcdepth', graph=False)
 
 
+def test_student_init_depth_sets_the_starting_prediction():
+    torch.manual_seed(0)
+    image, radar = make_inputs(1, 64, 96)
+    with torch.no_grad():
+        default = build_model('xd_rcdepth').eval()(image, radar)['depth']
+        torch.manual_seed(0)
+        prior = build_model('xd_rcdepth', init_depth=12.0).eval()(image, radar)['depth']
+    # Fresh decoder weights add a little around the bias; the bias sets where the prediction starts.
+    assert 30 < default.median() < 70 and abs(prior.median() - 12.0) < 3.0
+    with pytest.raises(ValueError, match='init_depth'):
+        build_model('xd_rcdepth', init_depth=150.0)
+
+
 def test_input_validation():
     model = build_model('xd_rcdepth')
     image, radar = make_inputs(1, 64, 96)
