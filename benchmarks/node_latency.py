@@ -1,7 +1,7 @@
 """Latency of the xd_rcdepth node under a 12 Hz camera, next to the bare DepthEstimator.
 
     python benchmarks/node_latency.py                      # 900x1600, 24 frames at 12 Hz, random student
-    python benchmarks/node_latency.py --size 450x800 --frames 48 --checkpoint model.pt
+    python benchmarks/node_latency.py --size 450x800 --frames 48 --checkpoint model.pt --backend onnxruntime
 
 The node runs as its console script (a separate process, as on a vehicle) with the shipped Fast DDS
 profile; this script publishes synthetic-world frames (Image, CameraInfo, radar PointCloud2) at
@@ -10,7 +10,7 @@ publish-to-receive of the depth image (both DDS hops, conversion, pairing, infer
 the node's overhead is that minus the bare DepthEstimator time of the same frames in this run.
 When inference is slower than the camera the node drops frames (latest frame wins) instead of
 queueing: latency must stay bounded, and the drop count says how many were skipped.
-Writes out/benchmarks/node_latency.{json,md}. A benchmark reports; it asserts nothing.
+Writes out/benchmarks/node_latency[_onnxruntime].{json,md}. A benchmark reports; it asserts nothing.
 """
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def parse_args():
     p.add_argument('--frames', type=int, default=24, help='frames to publish (default 24)')
     p.add_argument('--rate', type=float, default=12.0, help='camera rate in Hz (default 12)')
     p.add_argument('--checkpoint', default=None, help='checkpoint to run (default: a random student)')
+    p.add_argument('--backend', default='torch', choices=('torch', 'onnxruntime'), help='node and bare backend')
     p.add_argument('--threads', type=int, default=0, help='torch threads in the node and bare runs (0 = default)')
     p.add_argument('--out', default=str(ROOT / 'out' / 'benchmarks'), help='folder for node_latency.json/.md')
     return p.parse_args()
@@ -71,7 +72,7 @@ def main() -> int:
     print(f'generating {args.frames} synthetic frames at {h}x{w} ...', flush=True)
     frames = list(generate_sequence(seed=0, n_frames=args.frames, height=h, width=w))
     T = frames[0].T_camera_radar
-    est = DepthEstimator.from_checkpoint(ckpt, device='cpu')
+    est = DepthEstimator.from_checkpoint(ckpt, device='cpu', backend=args.backend)
     est.predict(frames[0])                                  # warm-up
     bare = [est.predict(f.replace(T_camera_radar=T)).timings_ms['total'] for f in frames[: min(6, len(frames))]]
     del est
@@ -88,7 +89,8 @@ def main() -> int:
     cmd = [str(Path(sys.executable).parent / 'xd_rcdepth_node'), '--ros-args', '--params-file',
            str(ROOT / 'config' / 'xd_rcdepth.param.yaml'), '-p', f'checkpoint:={ckpt}',
            '-p', f'T_camera_radar.translation:=[{",".join(map(str, T[:3, 3]))}]',
-           '-p', f'T_camera_radar.rotation:=[{",".join(map(str, q))}]', '-p', f'torch_threads:={args.threads}']
+           '-p', f'T_camera_radar.rotation:=[{",".join(map(str, q))}]', '-p', f'torch_threads:={args.threads}',
+           '-p', f'backend:={args.backend}']
     log = open(tmp / 'node.log', 'w')
     node_proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     rclpy.init()
@@ -147,22 +149,23 @@ def main() -> int:
         'bare_inference_ms_p95': bare95, 'node_overhead_ms_p50': overhead,
         'overhead_goal_ms': max(0.1 * bare50, 15.0), 'node_diagnostics': node_values,
         'fastdds_profile': note, 'machine': platform.machine(), 'torch_threads': torch.get_num_threads(),
-        'checkpoint': ckpt,
+        'checkpoint': ckpt, 'backend': args.backend,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / 'node_latency.json').write_text(json.dumps(result, indent=2))
+    stem = 'node_latency' if args.backend == 'torch' else f'node_latency_{args.backend}'
+    (out / f'{stem}.json').write_text(json.dumps(result, indent=2))
     fmt = (lambda v: 'n/a' if v is None else f'{v:.1f}')
     table = '\n'.join([
         f'Node latency at {h}x{w}, {args.rate:g} Hz camera, {len(sent)} frames ({platform.machine()}, CPU, '
-        f'torch threads {torch.get_num_threads()}).', '',
+        f'torch threads {torch.get_num_threads()}, backend {args.backend}).', '',
         '| frames sent | depth received | dropped | throughput (Hz) | latency p50 / p95 (ms) | '
         'bare inference p50 / p95 (ms) | node overhead p50 (ms) | goal (ms) |',
         '|---|---|---|---|---|---|---|---|',
         f'| {len(sent)} | {len(received)} | {len(sent) - len(received)} | {result["throughput_hz"]:.2f} | '
         f'{fmt(lat50)} / {fmt(lat95)} | {fmt(bare50)} / {fmt(bare95)} | {fmt(overhead)} | '
         f'{result["overhead_goal_ms"]:.0f} |'])
-    (out / 'node_latency.md').write_text(table + '\n')
+    (out / f'{stem}.md').write_text(table + '\n')
     print(table)
     return 0
 

@@ -27,7 +27,8 @@ PARAMETERS = (
     Param('checkpoint', '', 'Path of an xd_rcdepth checkpoint (.pt) to run. Required.', read_only=True),
     Param('device', 'auto', 'Compute device: auto (CUDA if available, else CPU), cpu, cuda or cuda:N.',
           read_only=True),
-    Param('precision', 'fp32', 'fp32, or fp16 (autocast; CUDA only).', read_only=True, choices=('fp32', 'fp16')),
+    Param('precision', 'fp32', 'fp32; fp16 (CUDA only: autocast, or an fp16 ONNX export); bf16 (torch backend: '
+          'bf16 autocast, for CPUs with AVX512-BF16/AMX).', read_only=True, choices=('fp32', 'fp16', 'bf16')),
     Param('backend', 'torch', 'Inference backend: torch, or onnxruntime (the checkpoint exported to ONNX on '
           'the fly, cached in $XD_RCDEPTH_CACHE or ~/.cache/xd_rcdepth; CPU, or CUDA with onnxruntime-gpu). '
           'Saliency always runs on the torch model, only while ~/debug/saliency_overlay has subscribers.',

@@ -1,13 +1,16 @@
 """The PyTorch forward pass of the depth path, with the fast paths worth having.
 
-Measured on the 2-core CPU (benchmarks/latency.py, student at 448x800): channels_last inputs halve
-the eager time (oneDNN picks NHWC kernels for the depthwise and 1x1 convolutions that dominate
-MobileNetV2), so they are on by default on the CPU. Only the inputs are made channels_last: a
-channels_last input makes every convolution after it run NHWC, converting the weights as well
-measured no faster, and the model - perhaps one being trained - is left as it was. inference_mode
-is used throughout (no autograd bookkeeping). On CUDA channels_last is on with fp16 only
-(tensor-core convolutions want NHWC) until a GPU run of the benchmark says otherwise. Opt-in: torch.compile (minutes of compile time on a small
-CPU; reported in ``info['compile_s']``) and CUDA graphs (for a fixed input size; a new size captures
+Measured on the 2-core CPU (benchmarks/latency.py, idle machine, README table): channels_last inputs
+ran within 1 % of NCHW for the student (215 vs 216 ms at 448x800) and up to 11 % faster for the
+teacher, so they stay on by default on the CPU (an earlier run on a loaded machine had shown
+them halving the student's time; the idle run did not confirm that). Only the inputs are made
+channels_last: a channels_last input makes every convolution after it run NHWC, converting the
+weights as well measured no faster, and the model - perhaps one being trained - is left as it was.
+bf16 autocast on the CPU is opt-in (precision='bf16'): 17 % faster for the student at 448x800, no
+faster at 896x1600, 0.002 m of difference. On the CPU, ONNX Runtime (backends/ort_backend.py) is
+2-5x faster than any torch path. inference_mode is used throughout (no autograd bookkeeping).
+On CUDA channels_last is on with fp16 only (tensor-core convolutions want NHWC) until a GPU run of
+the benchmark says otherwise. Opt-in: torch.compile (minutes of compile time on a small CPU; reported in ``info['compile_s']``) and CUDA graphs (for a fixed input size; a new size captures
 a new graph).
 """
 from __future__ import annotations
