@@ -3,7 +3,7 @@
 # synthetic data -> cache -> CaFNet teacher -> XD-RCDepth student distilled with X-KD + D2-KD ->
 # held-out evaluation -> fp16 export. Every stage resumes: re-running skips what is done.
 #
-#   bash scripts/train_shipped_model.sh                  # defaults below (about 40 minutes on 2 idle CPU cores: a deliberately short budget)
+#   bash scripts/train_shipped_model.sh                  # defaults below (about 30 minutes on 2 idle CPU cores: a deliberately short budget)
 #   TEACHER_STEPS=4000 STUDENT_STEPS=8000 bash scripts/train_shipped_model.sh   # longer, better
 #
 # Trained on SYNTHETIC data only, from scratch (no ImageNet weights can be downloaded here): it shows
