@@ -25,7 +25,7 @@ from xd_rcdepth_core.frame import NUSCENES_RADAR_FIELDS
 from xd_rcdepth_core.geometry import (invert_transform, make_transform, project_points, sparse_depth_map,
                                       transform_from_pose, transform_points)
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / 'shared' / 'data'
+from conftest import SHARED_DATA  # noqa: E402
 REAL_SAMPLE = 'ca9a282c9e77460f8360f564131a8af5'
 
 # --------------------------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ def assemble_real_sample(root: Path) -> Path:
     return root
 
 
-@pytest.mark.skipif(not (SHARED_DATA / 'mmdetection3d-demo-nuscenes').is_dir(), reason='shared real sample absent')
+@pytest.mark.skipif(not (SHARED_DATA / 'mmdetection3d-demo-nuscenes').is_dir(), reason='the real nuScenes sample (../shared/data) is absent: set XD_RCDEPTH_SHARED_DATA')
 def test_real_sample_single_sweep_gt_matches_devkit(tmp_path):
     from nuscenes.utils.data_classes import RadarPointCloud
     root = assemble_real_sample(tmp_path)
