@@ -169,6 +169,8 @@ def main(argv=None) -> int:
                         help='quick (~5 min), short (~1.5 h on 2 cores), full (~5 h); default full, or quick with --quick')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: all cores)')
     parser.add_argument('--seeds', type=int, nargs='+', default=None, help='seeds of none / both (default 0 1)')
+    parser.add_argument('--only', nargs='+', default=None, metavar='VARIANT',
+                        help='train only these student variants (none both xkd d2kd d2kd_tau0.5 d2kd_b40_r80_tau2)')
     parser.add_argument('--teacher-steps', type=int, default=None)
     parser.add_argument('--student-steps', type=int, default=None)
     args = parser.parse_args(argv)
@@ -198,6 +200,8 @@ def main(argv=None) -> int:
     teacher_ckpt = out / 'runs' / 'teacher' / 'checkpoints' / 'best.pt'
     log('students')
     for name, recipe, kd, seed, extra in run_specs(plan['seeds']):
+        if args.only and name.rpartition('_s')[0] not in args.only:
+            continue
         overrides = [*common, f'max_steps={plan["student_steps"]}', f'seed={seed}', f'optim.lr={LR["student"]}',
                      *SHORT_BUDGET, *STUDENT_PRIOR, *extra]
         if recipe == 'distill':
