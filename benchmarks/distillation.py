@@ -171,6 +171,8 @@ def main(argv=None) -> int:
     parser.add_argument('--seeds', type=int, nargs='+', default=None, help='seeds of none / both (default 0 1)')
     parser.add_argument('--only', nargs='+', default=None, metavar='VARIANT',
                         help='train only these student variants (none both xkd d2kd d2kd_tau0.5 d2kd_b40_r80_tau2)')
+    parser.add_argument('--distill-overrides', nargs='+', default=[], metavar='KEY=VALUE',
+                        help='extra config overrides for every distilled run (e.g. distill.d2kd_pixels=valid)')
     parser.add_argument('--teacher-steps', type=int, default=None)
     parser.add_argument('--student-steps', type=int, default=None)
     args = parser.parse_args(argv)
@@ -205,7 +207,7 @@ def main(argv=None) -> int:
         overrides = [*common, f'max_steps={plan["student_steps"]}', f'seed={seed}', f'optim.lr={LR["student"]}',
                      *SHORT_BUDGET, *STUDENT_PRIOR, *extra]
         if recipe == 'distill':
-            overrides += [f'distill.teacher={teacher_ckpt}', f'distill.kd={kd}']
+            overrides += [f'distill.teacher={teacher_ckpt}', f'distill.kd={kd}', *args.distill_overrides]
         summaries[name] = train(out / 'runs' / name, recipe, overrides, log)
     log('evaluating on the test split')
     evals = {name: evaluate_run(out / 'runs' / name, cache, 'test') for name in summaries}
@@ -215,7 +217,8 @@ def main(argv=None) -> int:
                 teacher_steps=plan['teacher_steps'], student_steps=plan['student_steps'], seeds=list(plan['seeds']),
                 test_frames=test_frames, speeds=speeds, threads=torch.get_num_threads(), platform=platform.platform(),
                 seconds_this_invocation=round(time.perf_counter() - started, 1), lr=LR,
-                d2kd_alternatives=D2KD_ALTERNATIVES, common_overrides=SHORT_BUDGET, student_overrides=STUDENT_PRIOR)
+                d2kd_alternatives=D2KD_ALTERNATIVES, common_overrides=SHORT_BUDGET, student_overrides=STUDENT_PRIOR,
+                distill_overrides=args.distill_overrides)
     table = tabulate(evals)
     (out / 'results.json').write_text(json.dumps({'meta': meta, 'table': table, 'runs': evals}, indent=2) + '\n')
     (out / 'results.md').write_text(markdown(table, meta))

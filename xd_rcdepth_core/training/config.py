@@ -90,7 +90,9 @@ class DistillSection:
     d2kd_min_depth: float = 0.0
     d2kd_max_depth: float = PAPER.depth.max_depth
     d2kd_tau: float = 1.0
-    d2kd_pixels: str = 'all'          # all | valid (valid = GT_interp > min_depth)
+    # all | valid (valid = GT_interp > min_depth). Ours: valid. benchmarks/distillation.py, 400 student
+    # steps, 2 seeds: all -7.5 +- 4.8 % MAE vs no KD, valid +0.4 +- 4.6 % (README).
+    d2kd_pixels: str = 'valid'
 
 
 @dataclass
