@@ -257,6 +257,10 @@ def run_live(opts: EvalOptions) -> dict:
         time.sleep(0.2)        # let the recorder and the node's subscriptions finish matching
         play = player.play()
         run.wait_for(run.plan)
+        # The node publishes colour and saliency after the depth the gate waits for: let the last
+        # frame's visuals land before the node stops, or the output bag ends one overlay short.
+        depths = recorder.counts.get(depth_topic, 0)
+        wait_until(lambda: all(recorder.counts.get(t, 0) >= depths for t in _recorded_topics(opts)), 5.0)
     finally:
         if run.node is not None:
             run.node.stop()
