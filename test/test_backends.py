@@ -1,6 +1,6 @@
 """Inference backends: ONNX Runtime against PyTorch through DepthEstimator, the on-the-fly export
 cache, saliency beside ONNX Runtime, torch fast-path options, and the node with backend onnxruntime
-(real rclpy over loopback DDS, in-process like test_node.py's Harness)."""
+(real rclpy over loopback DDS, in-process with ros_helpers.Harness)."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,13 +18,7 @@ pytest.importorskip('onnxruntime')
 H, W = 90, 160          # not multiples of 32: the ONNX Runtime backend pads like the model does
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Tiny inputs gain nothing from intra-op threads; on a loaded machine OpenMP barriers spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('one_thread')   # conftest.py
 
 
 @pytest.fixture(scope='module')
@@ -129,74 +123,23 @@ def ros():
     rclpy.try_shutdown()
 
 
-class NodeHarness:
-    """A DepthNode with backend onnxruntime plus a peer publishing inputs and recording outputs."""
-
-    def __init__(self, checkpoint, T_camera_radar, name, **params):
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.parameter import Parameter
-        from rclpy.qos import QoSProfile, qos_profile_sensor_data
-        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-
-        from xd_rcdepth_core.geometry import rotation_to_quaternion
-        from xd_rcdepth_ros.node import DepthNode
-        overrides = [Parameter('checkpoint', value=str(checkpoint)), Parameter('autostart', value=False),
-                     Parameter('T_camera_radar.translation', value=[float(v) for v in T_camera_radar[:3, 3]]),
-                     Parameter('T_camera_radar.rotation',
-                               value=[float(v) for v in rotation_to_quaternion(T_camera_radar[:3, :3])])]
-        overrides += [Parameter(k, value=v) for k, v in params.items()]
-        self.node = DepthNode(name, parameter_overrides=overrides)
-        self.peer = rclpy.create_node(f'{name}_peer')
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.executor.add_node(self.peer)
-        base = f'/{name}'
-        self.pubs = [self.peer.create_publisher(t, f'{base}/input/{n}', qos_profile_sensor_data)
-                     for t, n in ((CameraInfo, 'camera_info'), (PointCloud2, 'radar_points'), (Image, 'image'))]
-        self.depth, self.saliency = [], []
-        self.peer.create_subscription(Image, f'{base}/output/depth', self.depth.append, QoSProfile(depth=10))
-        self._saliency_topic = f'{base}/debug/saliency_overlay'
-
-    def send(self, image, info, radar):
-        for pub, msg in zip(self.pubs, (info, radar, image)):
-            pub.publish(msg)
-
-    def subscribe_saliency(self):
-        from rclpy.qos import QoSProfile
-        from sensor_msgs.msg import Image
-        self.peer.create_subscription(Image, self._saliency_topic, self.saliency.append, QoSProfile(depth=10))
-
-    def close(self):
-        for node in (self.node, self.peer):
-            self.executor.remove_node(node)
-        self.node._unsubscribe()
-        self.node._stop_worker()
-        self.node.destroy_node()
-        self.peer.destroy_node()
-        self.executor.shutdown()
-
-
 def test_node_runs_with_backend_onnxruntime(ros, student, frames, cache_dir, ort_estimator, tmp_path, monkeypatch):
     from rclpy.lifecycle import TransitionCallbackReturn
-    from ros_helpers import frame_messages, nan_equal, spin_until
+    from ros_helpers import Harness, frame_messages, nan_equal, spin_until
     from xd_rcdepth_ros import convert
     monkeypatch.setenv('XD_RCDEPTH_CACHE', str(cache_dir))    # the export made above is reused
     checkpoint = save_checkpoint(tmp_path / 'student.pt', student)
     T = frames[0].T_camera_radar
-    h = NodeHarness(checkpoint, T, 'xd_rcdepth_ort', backend='onnxruntime', torch_threads=1)
+    h = Harness(checkpoint, T, 'xd_rcdepth_ort', backend='onnxruntime', torch_threads=1)
     try:
-        assert h.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-        assert h.node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        h.start()                                               # configure, activate, discovery
         assert h.node.estimator.backend_info['backend'] == 'onnxruntime'
         assert len(list(cache_dir.glob('*.onnx'))) == 1, 'the node exported again instead of using the cache'
-        assert spin_until(h.executor, lambda: all(p.get_subscription_count() for p in h.pubs)), 'discovery failed'
         h.send(*frame_messages(frames[1], 600.0))
         assert spin_until(h.executor, lambda: h.depth), 'no depth from the node with backend onnxruntime'
         expected = ort_estimator.predict(frames[1].replace(T_camera_radar=T)).depth
         assert nan_equal(convert.image_msg_to_array(h.depth[0]), expected), 'node depth differs from DepthEstimator'
-        h.subscribe_saliency()
-        pub = h.node._pubs['saliency']
-        assert spin_until(h.executor, lambda: pub.get_subscription_count() > 0)
+        h.subscribe_saliency()                                  # waits until the node sees it
         for k in range(20):     # saliency is rate-limited: send until one overlay arrives
             h.send(*frame_messages(frames[2], 601.0 + k / 10))
             if spin_until(h.executor, lambda: h.saliency, timeout=1.0):

@@ -18,14 +18,7 @@ onnx = pytest.importorskip('onnx')
 H, W = 64, 96
 
 
-@pytest.fixture(scope='module', autouse=True)
-def one_thread():
-    """Tiny inputs gain nothing from intra-op threads, and on a loaded machine (parallel test runs)
-    OpenMP barriers spin: one thread made these tests ~6x faster there."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures('one_thread')   # conftest.py
 
 
 @pytest.fixture(scope='module')
