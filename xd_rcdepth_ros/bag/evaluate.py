@@ -254,7 +254,10 @@ def run_live(opts: EvalOptions) -> dict:
         for topic in _recorded_topics(opts):   # every output matched, so the first frame is recorded in full
             if not wait_until(lambda t=topic: recorder.publisher_count(t) > 0, opts.node_timeout):
                 raise BagError(f'the node never offered {topic}; node log {node.log_path}:\n{node.log_tail()}')
-        time.sleep(0.2)        # let the recorder and the node's subscriptions finish matching
+        # Our side sees the node's subscriptions; the node's readers may not have matched our writers
+        # yet, and a best-effort sample sent before that is lost (seen once in CI on a loaded host,
+        # with 0.2 s here). Discovery on one host completes well within a second.
+        time.sleep(1.0)
         play = player.play()
         run.wait_for(run.plan)
         # The node publishes colour and saliency after the depth the gate waits for: let the last
