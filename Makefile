@@ -4,12 +4,13 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 VPY := $(VENV)/bin/python
-REQ_FILES := requirements.txt requirements-ros.txt constraints.txt setup.py
+REQ_FILES := requirements.txt requirements-ros.txt constraints.txt setup.py scripts/setup_venv.sh
 REQ_HASH := $(shell cat $(REQ_FILES) 2>/dev/null | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQ_HASH)$(if $(ROS_DISTRO),-system-ros-$(ROS_DISTRO),)
-# DDS traffic never leaves this host; each shell gets its own domain unless one is set.
+# DDS traffic never leaves this host; each shell gets its own domain unless one is set (20-99:
+# domains above 101 map into Linux's ephemeral port range and can collide with other sockets).
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
-export ROS_DOMAIN_ID ?= $(shell echo $$(( $$$$ % 200 + 20 )))
+export ROS_DOMAIN_ID ?= $(shell echo $$(( $$$$ % 80 + 20 )))
 PYTEST_ARGS ?=
 
 .PHONY: venv test demo clean-venv

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-os.environ.setdefault('ROS_DOMAIN_ID', str(20 + os.getpid() % 200))
+os.environ.setdefault('ROS_DOMAIN_ID', str(20 + os.getpid() % 80))
 
 import argparse  # noqa: E402
 import json  # noqa: E402

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get('XD_RCDEPTH_SHARED_DATA') or ROOT.parent / 'shared' / 'data')
 
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-os.environ.setdefault('ROS_DOMAIN_ID', str(20 + os.getpid() % 200))
+os.environ.setdefault('ROS_DOMAIN_ID', str(20 + os.getpid() % 80))
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
