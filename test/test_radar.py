@@ -58,6 +58,18 @@ def test_vertical_extension_draws_a_segment_of_metric_height():
     assert np.count_nonzero(img[..., 0]) == rows.size
 
 
+def test_vertical_extension_keeps_the_border_and_counts_collisions():
+    # A 10 m tall segment at 10 m spans far past the image: it must stop at the 1-px border rows,
+    # like plain projection, and a second point on the same column hides the farther one's pixels.
+    pts = np.array([[0.0, 0.0, 10.0], [0.0, 0.0, 20.0]])
+    cfg = RadarEncodingConfig(vertical_extension_m=(10.0, 10.0))
+    img, stats = encode_radar(pts, np.zeros((2, 3)), K, 80, 100, cfg)
+    rows = np.nonzero(img[:, 50, 0])[0]
+    assert rows.min() == 1 and rows.max() == 79 and img[0].max() == 0
+    assert np.all(img[rows, 50, 0] == 10.0)
+    assert stats.pixels == 79 and stats.collisions == 79   # the 20 m segment covers the same 79 rows
+
+
 def test_bad_vertical_extension_is_rejected():
     with pytest.raises(ValueError, match='vertical_extension_m'):
         RadarEncodingConfig(vertical_extension_m=(-1.0, 0.0))

@@ -98,24 +98,29 @@ def encode_radar(points_cam: np.ndarray, features: np.ndarray, K: np.ndarray, he
     u, v, z = proj.u, proj.v, proj.depth.astype(np.float32)
     values = np.concatenate([z[:, None], feats[proj.index]], axis=1)
     if below > 0 or above > 0:
-        u, v, values = _vertical_segments(P[proj.index], u, values, K, height, below, above)
+        u, v, values = _vertical_segments(P[proj.index], u, values, K, height, below, above, config.border)
     order = nearest_depth_order(values[:, 0])
     image[v[order], u[order]] = values[order]
     stats.pixels = int(np.count_nonzero(image[..., 0]))
-    if below == 0 and above == 0:
-        stats.collisions = stats.projected - stats.pixels
+    # Written pixels (one per point, or per segment row with the vertical extension) hidden by a nearer one.
+    stats.collisions = int(len(values) - stats.pixels)
     return image, stats
 
 
-def _vertical_segments(P, u, values, K, height, below, above):
-    """Repeat each point over the rows its (below, above) height span covers at its depth."""
+def _vertical_segments(P, u, values, K, height, below, above, border):
+    """Repeat each point over the rows its (below, above) height span covers at its depth.
+
+    Rows stay inside the band plain projection can reach (``border`` < v < H - ``border``, rounded),
+    so the extension never writes into the margin the references leave empty.
+    """
     fy, cy = K[1, 1], K[1, 2]
     z = P[:, 2]
     # Camera y points down: "above" the point is smaller y.
     v_top = np.floor(fy * (P[:, 1] - above) / z + cy).astype(np.int64)
     v_bot = np.ceil(fy * (P[:, 1] + below) / z + cy).astype(np.int64)
-    v_top = np.clip(v_top, 0, height - 1)
-    v_bot = np.clip(v_bot, 0, height - 1)
+    lo, hi = border, min(height - border, height - 1)
+    v_top = np.clip(v_top, lo, hi)
+    v_bot = np.clip(v_bot, lo, hi)
     counts = v_bot - v_top + 1
     rep = np.repeat(np.arange(P.shape[0]), counts)
     offsets = np.arange(rep.size) - np.repeat(np.cumsum(counts) - counts, counts)
