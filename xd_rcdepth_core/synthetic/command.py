@@ -75,8 +75,14 @@ def _clear(out: Path) -> None:
     except (FileNotFoundError, ValueError):
         raise UserError(f'--out {out} is not empty and holds no synthetic dataset (no valid meta.json); '
                         f'refusing to delete it') from None
+    root = out.resolve()
     for scene in meta.get('scenes', []):
-        shutil.rmtree(out / scene['name'], ignore_errors=True)
+        target = (out / str(scene.get('name', ''))).resolve()
+        # meta.json is user-editable: delete only direct children of --out, never a path it points at.
+        if target.parent != root:
+            raise UserError(f'{out / "meta.json"} names scene {scene.get("name")!r} outside {out}; '
+                            f'refusing to delete it (remove the folder by hand)')
+        shutil.rmtree(target, ignore_errors=True)
     shutil.rmtree(out / 'panels', ignore_errors=True)
     (out / 'meta.json').unlink(missing_ok=True)
 
