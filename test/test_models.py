@@ -259,6 +259,10 @@ def test_model_summary():
     # The teacher costs far more than the student (REFERENCE.md: ~687 GMAC at 896x1600).
     teacher = model_summary('cafnet', 64, 96)
     assert teacher['macs'] > 5 * small['macs']
+    # What `info --json` prints for the teacher: ours, and the count comparable to the paper's 62.25 M.
+    assert teacher['params_unused_in_reference'] == REFERENCE_TEACHER_UNUSED_FC
+    assert abs(teacher['params_reference_comparable'] / PAPER_TEACHER_PARAMS - 1) <= 0.02
+    assert small['params_reference_comparable'] == small['params_total']
 
 
 # ----------------------------------------------------------------------------- registry

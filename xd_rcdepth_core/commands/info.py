@@ -66,6 +66,9 @@ def run(args) -> int:
         m = info['model']
         print(f"model {args.model}: {m['params_total'] / 1e6:.3f} M parameters, "
               f"{m['gmacs']:.2f} GMACs at {args.height}x{args.width}")
+        if m['params_unused_in_reference']:
+            print(f"  {m['params_reference_comparable'] / 1e6:.3f} M as the paper counts it "
+                  f"(+{m['params_unused_in_reference']:,} unused weights it includes, dropped here)")
         for part, n in m['params_by_part'].items():
             print(f'  {part:20s} {n / 1e6:8.3f} M')
     return 0

@@ -37,7 +37,8 @@ def count_macs(model: nn.Module, height: int, width: int, device='cpu') -> int:
 
 
 def model_summary(name: str, height: int, width: int, **config) -> dict:
-    """{'model', 'fusion', 'input', 'params_total', 'params_by_part', 'macs', 'gmacs'} for one model.
+    """{'model', 'fusion', 'input', 'params_total', 'params_reference_comparable' (with the unused
+    weights the paper's count includes), 'params_by_part', 'macs', 'gmacs'} for one model.
     ImageNet initialisation is skipped (it changes no count)."""
     if height < 1 or width < 1:
         raise ValueError(f'input size must be positive, got {height}x{width}')
@@ -48,9 +49,15 @@ def model_summary(name: str, height: int, width: int, **config) -> dict:
         macs = count_macs(model, height, width, device='meta')
     except (NotImplementedError, RuntimeError):
         macs = count_macs(build_model(name, **config).eval(), height, width)
+    total = sum(p.numel() for p in model.parameters())
+    # The paper's count of a model can include weights it never uses (CaFNet's ImageNet fc heads):
+    # report the comparable figure beside ours rather than carrying dead weights.
+    uncounted = getattr(model, 'REFERENCE_UNCOUNTED_PARAMS', 0)
     return {'model': name, 'fusion': model.config.fusion,
             'input': {'height': height, 'width': width, 'image_channels': 3,
                       'radar_channels': model.config.radar_channels},
-            'params_total': sum(p.numel() for p in model.parameters()),
+            'params_total': total,
+            'params_reference_comparable': total + uncounted,
+            'params_unused_in_reference': uncounted,
             'params_by_part': params_by_part(model),
             'macs': macs, 'gmacs': macs / 1e9}

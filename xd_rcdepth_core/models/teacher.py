@@ -300,6 +300,8 @@ class Stage2RadarEncoder(nn.Module):
 
 class CaFNet(nn.Module):
     model_name = 'cafnet'
+    # Parameters the authors' count includes that this model does not hold (see the module docstring).
+    REFERENCE_UNCOUNTED_PARAMS = REFERENCE_UNUSED_FC_PARAMS
     PARTS = {'image_encoder': ('image_encoder',), 'radar_encoder_stage1': ('radar_encoder1',),
              'radar_decoder_stage1': ('radar_decoder',), 'radar_encoder_stage2': ('radar_encoder2',),
              'fusion': ('decoder.gates',), 'daspp': ('decoder.daspp',), 'decoder': ('decoder',)}
