@@ -10,7 +10,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from xd_rcdepth_core.distill.losses import (bin_centres, d2kd_loss, depth_log_distribution, edge_aware_smoothness,
-                                            masked_l1, saliency_maps, teacher_saliency, xkd_loss)
+                                            masked_l1, saliency_maps, student_saliency, teacher_saliency,
+                                            xkd_loss)
 from xd_rcdepth_core.models import build_model
 
 # ----------------------------------------------------------------------------- D2-KD
@@ -109,18 +110,47 @@ def student():
 
 
 def test_xkd_identical_networks_give_zero(student):
-    # Both in train mode (BatchNorm on batch statistics): an untrained network in eval mode saturates
-    # its sigmoid and gives (near-)zero maps, which would make the check vacuous.
+    # The paths training takes: student_saliency (batch statistics held constant) and teacher_saliency.
+    # Both in train mode: an untrained network in eval mode (running statistics 0 / 1) gives all-zero
+    # maps, which would make the check vacuous.
     teacher = copy.deepcopy(student).train()
     for p in teacher.parameters():
         p.requires_grad_(False)
     image, radar = _inputs()
     _, t_maps = teacher_saliency(teacher, image, radar)
-    s_maps = saliency_maps(student(image, radar), create_graph=True)
+    s_maps = student_saliency(student, image, radar)
     loss, per_layer = xkd_loss(s_maps, t_maps)
     assert set(per_layer) == {'image', 'radar', 'decoder'}
     assert all(float(m.detach().abs().sum()) > 0 for m in s_maps.values())     # non-trivial maps
     assert float(loss.detach()) == pytest.approx(0.0, abs=1e-5)
+
+
+def _alpha_cancellation(out, layer='decoder'):
+    """|sum_b alpha| / sum_b |alpha| of the Grad-CAM channel weights, mean over channels."""
+    feat = out['taps'][layer]
+    grad, = torch.autograd.grad(out['depth'].mean(dim=(1, 2, 3)).sum(), feat)
+    alpha = grad.mean(dim=(2, 3))
+    return float((alpha.sum(0).abs() / alpha.abs().sum(0).clamp(min=1e-30)).mean())
+
+
+def test_student_saliency_is_not_cancelled_by_batchnorm(student):
+    # In training mode the gradient into a BatchNorm input sums to zero per channel over the batch:
+    # the decoder tap reaches the output only through BatchNorm, so plain Grad-CAM weights of the
+    # training forward cancel across samples (and vanish at batch size 1). student_saliency must not.
+    image, radar = _inputs(batch=4)
+    assert _alpha_cancellation(student(image, radar)) < 1e-3
+    from xd_rcdepth_core.distill.saliency import frozen_batch_statistics
+    with frozen_batch_statistics(student):
+        assert _alpha_cancellation(student(image, radar)) > 0.1
+    single = student_saliency(student, image[:1], radar[:1])
+    assert all(float(m.detach().flatten(1).norm()) > 1e-3 for m in single.values())
+    # The running statistics are left alone, and the activations are the training forward's.
+    bn = next(m for m in student.modules() if isinstance(m, nn.BatchNorm2d))
+    before = bn.running_mean.clone()
+    with frozen_batch_statistics(student):
+        frozen = student(image, radar)['depth']
+    assert torch.equal(bn.running_mean, before)
+    torch.testing.assert_close(frozen, student(image, radar)['depth'], rtol=1e-3, atol=1e-2)
 
 
 def test_xkd_gradient_reaches_student_weights_through_second_order(student):
@@ -155,6 +185,19 @@ def test_xkd_resizes_maps_of_different_sizes():
     assert s.grad is not None
     with pytest.raises(ValueError, match='same layers'):
         xkd_loss({'image': s}, {'radar': t})
+
+
+def test_xkd_leaves_out_samples_without_teacher_evidence():
+    # Sample 0: orthogonal maps (loss 1). Sample 1: the teacher map is all zero -> no target, left out.
+    # Sample 2: the student map is all zero against a real teacher map -> the largest loss, 1.
+    s = torch.tensor([[1.0, 0.0], [0.3, 0.7], [0.0, 0.0]]).view(3, 1, 1, 2).requires_grad_(True)
+    t = torch.tensor([[0.0, 2.0], [0.0, 0.0], [1.0, 1.0]]).view(3, 1, 1, 2)
+    loss, _ = xkd_loss({'image': s}, {'image': t})
+    assert float(loss.detach()) == pytest.approx(1.0)
+    s2 = torch.tensor([[0.0, 1.0], [0.3, 0.7], [1.0, 1.0]]).view(3, 1, 1, 2)
+    assert float(xkd_loss({'image': s2}, {'image': t})[0]) == pytest.approx(0.0, abs=1e-6)
+    none, _ = xkd_loss({'image': s}, {'image': torch.zeros_like(t)})
+    assert float(none.detach()) == 0.0 and none.requires_grad
 
 
 class TinyNet(nn.Module):

@@ -7,7 +7,9 @@ X-KD (PAPER.md "Distillation 1"): Grad-CAM maps of teacher and student at the 1/
 encoder, radar encoder and decoder taps, flattened, L2-normalised, L_XKD = mean over layers of
 (1 - cosine). The student's maps keep their graph (create_graph) so the loss trains the student; the
 teacher's are constants: its weights are frozen, so its activations get gradients through inputs
-that require grad (as pipeline.py does), and the maps are detached.
+that require grad (as pipeline.py does), and the maps are detached. The student trains with
+BatchNorm on batch statistics, which would cancel its Grad-CAM weights across the batch
+(saliency.py): its maps come from a second forward under ``frozen_batch_statistics``.
 
 D2-KD (PAPER.md "Distillation 2"): per pixel, logits z_i = -|d - c_i| over B bin centres, softmax
 with temperature tau, L_D2KD = tau^2 * mean over pixels of KL(teacher || student).
@@ -17,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .saliency import TAP_LAYERS, grad_cam, saliency_target
+from .saliency import TAP_LAYERS, frozen_batch_statistics, grad_cam, saliency_target
 
 # ----------------------------------------------------------------------------- depth supervision
 
@@ -76,6 +78,20 @@ def saliency_maps(outputs: dict, layers=TAP_LAYERS, mask: torch.Tensor | None = 
     return grad_cam(outputs['taps'], phi, layers=tuple(layers), create_graph=create_graph)
 
 
+def student_saliency(student: torch.nn.Module, image: torch.Tensor, radar: torch.Tensor, layers=TAP_LAYERS,
+                     mask: torch.Tensor | None = None) -> dict:
+    """The student's Grad-CAM maps for X-KD, differentiable w.r.t. its weights (create_graph).
+
+    A forward of its own under ``frozen_batch_statistics``: in training mode the gradient through
+    BatchNorm's batch mean sums to zero per channel over the batch, so the maps of the training
+    forward are dominated by the other samples (and vanish at batch size 1). Pass the bare module,
+    not a DistributedDataParallel wrapper: the gradients still reach the same parameters.
+    """
+    with frozen_batch_statistics(student):
+        out = student(image, radar)
+    return saliency_maps(out, layers, mask, create_graph=True)
+
+
 def teacher_saliency(teacher: torch.nn.Module, image: torch.Tensor, radar: torch.Tensor, layers=TAP_LAYERS,
                      mask: torch.Tensor | None = None):
     """(teacher outputs, maps), both detached: constants for the student.
@@ -83,7 +99,7 @@ def teacher_saliency(teacher: torch.nn.Module, image: torch.Tensor, radar: torch
     The teacher's weights do not require grad, so the inputs do: that puts every tap in a graph
     Grad-CAM can differentiate, without computing or storing weight gradients.
     """
-    with torch.enable_grad():
+    with torch.enable_grad(), frozen_batch_statistics(teacher):   # a no-op for a teacher in eval mode
         image = image.detach().requires_grad_(True)
         radar = radar.detach().requires_grad_(True)
         out = teacher(image, radar)
@@ -103,17 +119,22 @@ def _match_size(a: torch.Tensor, b: torch.Tensor):
 
 def xkd_loss(student_maps: dict, teacher_maps: dict, eps: float = 1e-12):
     """L_XKD = 1/|L| sum_l (1 - <a_l^S, a_l^T>) with flattened, L2-normalised maps, averaged over
-    the batch. Returns (loss, {layer: 1 - cosine}). An all-zero map (ReLU killed everything) counts
-    as cosine 0, i.e. the largest loss, instead of NaN."""
+    the batch. Returns (loss, {layer: 1 - cosine}).
+
+    A sample whose teacher map is all zero (ReLU removed everything: no positive evidence at that
+    layer) has no target to align to and is left out of that layer's mean; it would otherwise add a
+    constant 1 without a gradient. An all-zero student map against a non-zero teacher map counts as
+    cosine 0, the largest loss, instead of NaN."""
     if set(student_maps) != set(teacher_maps):
         raise ValueError(f'X-KD needs the same layers for teacher and student, got '
                          f'{sorted(student_maps)} and {sorted(teacher_maps)}')
     per_layer = {}
     for name in student_maps:
         s, t = _match_size(_full(student_maps[name]), _full(teacher_maps[name].detach()))
+        has_target = (t.flatten(1).norm(dim=1) > eps).to(s.dtype)
         s = F.normalize(s.flatten(1), dim=1, eps=eps)
         t = F.normalize(t.flatten(1), dim=1, eps=eps)
-        per_layer[name] = (1.0 - (s * t).sum(dim=1)).mean()
+        per_layer[name] = ((1.0 - (s * t).sum(dim=1)) * has_target).sum() / has_target.sum().clamp(min=1)
     loss = torch.stack(list(per_layer.values())).mean()
     return loss, per_layer
 

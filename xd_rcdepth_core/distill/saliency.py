@@ -9,10 +9,21 @@ For a feature map F (B x C x h x w) inside the network and a scalar target phi o
 With ``create_graph=True`` the map stays differentiable w.r.t. the network's weights (second-order
 gradients), which is what lets L_XKD train the student; the teacher's maps are computed without it
 and detached.
+
+BatchNorm in training mode couples the samples of a batch: the gradient reaching a BatchNorm input
+sums to zero over (batch, h, w) per channel, so Grad-CAM weights of a tap that reaches the output
+only through BatchNorm cancel across the batch (exactly zero at batch size 1). Maps of a network in
+training mode are therefore taken under ``frozen_batch_statistics``: the same activations, with the
+batch's mean and variance treated as constants, which is the network's eval-mode arithmetic on this
+batch's statistics.
 """
 from __future__ import annotations
 
+import contextlib
+import types
+
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 TAP_LAYERS = ('image', 'radar', 'decoder')
@@ -45,6 +56,32 @@ def grad_cam(features: dict, target: torch.Tensor, layers=TAP_LAYERS, create_gra
         alpha = grad.mean(dim=(2, 3), keepdim=True)
         maps[name] = F.relu((alpha * feat).sum(dim=1, keepdim=True))
     return maps
+
+
+def _batch_norm_constant_stats(self: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
+    dims = [0] + list(range(2, x.dim()))
+    mean = x.detach().float().mean(dim=dims)
+    var = x.detach().float().var(dim=dims, unbiased=False)
+    return F.batch_norm(x, mean, var, self.weight, self.bias, False, 0.0, self.eps)
+
+
+@contextlib.contextmanager
+def frozen_batch_statistics(model: nn.Module):
+    """Within the block, BatchNorm layers in training mode normalise with the batch's statistics as
+    constants (no gradient through them) and leave their running statistics alone.
+
+    The activations equal the training forward's; only the coupling between samples in the
+    backward pass is gone, which is what Grad-CAM of a training network needs (module docstring).
+    Layers already in eval mode are per-sample and stay as they are.
+    """
+    patched = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    for m in patched:
+        m.forward = types.MethodType(_batch_norm_constant_stats, m)
+    try:
+        yield model
+    finally:
+        for m in patched:
+            del m.forward
 
 
 def normalise_map(cam: torch.Tensor, size=None) -> torch.Tensor:

@@ -17,7 +17,7 @@ import contextlib
 import torch
 
 from ..distill.losses import (bin_centres, confidence_bce, d2kd_loss, edge_aware_smoothness, masked_l1,
-                              saliency_maps, teacher_saliency, valid_depth_mask, xkd_loss)
+                              student_saliency, teacher_saliency, valid_depth_mask, xkd_loss)
 from .config import TrainConfig
 from .targets import confidence_target
 
@@ -98,7 +98,9 @@ class DistillObjective(StudentObjective):
                 with torch.no_grad():
                     t_out = self.teacher(batch['image'], batch['radar'])
         if self.use_xkd:
-            s_maps = saliency_maps(out, d.xkd_layers, phi_mask, create_graph=True)
+            with self.autocast():
+                s_maps = student_saliency(getattr(model, 'module', model), batch['image'], batch['radar'],
+                                          d.xkd_layers, phi_mask)
             xkd, per_layer = xkd_loss(s_maps, t_maps)
             terms['xkd'] = d.lambda_xkd * xkd
             self.last_maps = ({k: v.detach() for k, v in s_maps.items()}, t_maps)
