@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     parser.add_argument('--out', default='out/benchmarks/distillation')
     parser.add_argument('--quick', action='store_true', help='tiny budget (~5 min): checks the pipeline, not the losses')
     parser.add_argument('--plan', choices=tuple(PLANS), default=None,
-                        help='quick (~5 min), short (~1.5 h on 2 cores), full (~5 h); default full, or quick with --quick')
+                        help='quick (~5 min), short (~40 min to 1.5 h on 2 cores), full (~2 h idle); default full, or quick with --quick')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: all cores)')
     parser.add_argument('--seeds', type=int, nargs='+', default=None, help='seeds of none / both (default 0 1)')
     parser.add_argument('--only', nargs='+', default=None, metavar='VARIANT',

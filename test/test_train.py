@@ -120,6 +120,39 @@ def test_distill_recipe_kd_switches(cache, teacher_ckpt, tmp_path, kd, terms):
     assert all(torch.equal(before[k], v) for k, v in trainer.teacher.state_dict().items())   # frozen teacher
 
 
+def test_distill_objective_weights_each_term_as_the_paper(teacher_ckpt, tmp_path):
+    """L = 1.0 L_depth + 0.5 L_XKD + 0.5 L_D2KD, each term recomputed here from the loss functions."""
+    from xd_rcdepth_core.distill.losses import (bin_centres, d2kd_loss, masked_l1, student_saliency,
+                                                teacher_saliency, valid_depth_mask, xkd_loss)
+    from xd_rcdepth_core.models import load_model
+    from xd_rcdepth_core.training.objectives import make_objective
+    config = load_config(None, 'distill', [f'distill.teacher={teacher_ckpt}', 'distill.kd=both',
+                                           'loss.w_single=0', 'loss.w_smooth=0', f'run_dir={tmp_path}'])
+    assert (config.distill.lambda_depth, config.distill.lambda_xkd, config.distill.lambda_d2kd) == (1.0, 0.5, 0.5)
+    teacher, _ = load_model(teacher_ckpt)
+    teacher.eval().requires_grad_(False)
+    torch.manual_seed(0)
+    student = build_model('xd_rcdepth', init_depth=12.0)
+    student.train()
+    g = torch.Generator().manual_seed(1)
+    image, radar = torch.randn(2, 3, 32, 64, generator=g), torch.zeros(2, 4, 32, 64)
+    radar[:, 0, 10, 20:40:4] = 15.0
+    gt = torch.rand(2, 1, 32, 64, generator=g) * 40 + 2
+    gt[:, :, :8] = 0                                    # no GT in the top rows (sky)
+    batch = {'image': image, 'radar': radar, 'depth_interp': gt, 'depth_sparse': gt}
+    out = student(image, radar)
+    loss, terms = make_objective(config, teacher)(student, out, batch)
+    valid = valid_depth_mask(gt, config.loss.min_depth)
+    t_out, t_maps = teacher_saliency(teacher, image, radar)
+    expect = {'depth': masked_l1(out['depth'], gt, config.loss.min_depth),
+              'xkd': 0.5 * xkd_loss(student_saliency(student, image, radar), t_maps)[0],
+              'd2kd': 0.5 * d2kd_loss(out['depth'], t_out['depth'], bin_centres(100, 100.0), 1.0, valid)}
+    assert set(terms) == set(expect)
+    for name, value in expect.items():
+        assert float(terms[name]) == pytest.approx(float(value.detach()), rel=1e-4, abs=1e-6), name
+    assert float(loss) == pytest.approx(sum(float(v) for v in expect.values()), rel=1e-5)
+
+
 # ----------------------------------------------------------------------------- resume
 
 

@@ -53,7 +53,9 @@ class OptimSection:
     end_lr_ratio: float = 0.1         # poly decay to lr_end = 0.1 lr (REFERENCE.md 4.1)
     power: float = 0.9                # (1 - step/total)^0.9 (REFERENCE.md 4.1)
     # Ours: the references do not clip. A guard against the spikes second-order X-KD gradients can
-    # give early on; at 10 it rarely acts on a healthy run. 0 = off.
+    # give early on. Fresh students start with gradient norms in the hundreds (depth term ~450 at
+    # init_depth 12, batch 4), so it acts on every early step of every variant: with Adam that
+    # rescales the step's gradient, it does not change its direction. 0 = off.
     grad_clip_norm: float = 10.0
     # CaFNet set_misc: in modules named *encoder*, the backbone's first conv and all BN parameters are
     # frozen (BN statistics still update). Only sensible with ImageNet-initialised backbones.
