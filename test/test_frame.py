@@ -40,6 +40,8 @@ def test_radar_is_converted_to_float32():
     (dict(lidar=np.zeros((4, 4), np.float32)), 'T_camera_lidar is missing'),
     (dict(lidar=np.zeros((4, 3), np.float32), T_camera_lidar=np.eye(4)), 'Frame.lidar must be N x 4'),
     (dict(timestamp=float('nan')), 'Frame.timestamp'),
+    (dict(timestamp='abc'), 'Frame.timestamp must be seconds'),
+    (dict(T_camera_radar=np.full((4, 4), np.nan)), 'Frame.T_camera_radar has non-finite'),
 ])
 def test_bad_fields_name_the_field(kw, message):
     with pytest.raises(ValueError, match=message):

@@ -139,8 +139,15 @@ class Frame:
                                  f'{getattr(lid, "shape", type(lid).__name__)}')
             if self.T_camera_lidar is None:
                 raise ValueError('Frame.lidar is set but Frame.T_camera_lidar is missing')
-        if not np.isfinite(float(self.timestamp)):
+            if lid.dtype != np.float32:
+                self.lidar = lid.astype(np.float32)
+        try:
+            timestamp = float(self.timestamp)
+        except (TypeError, ValueError):
+            raise ValueError(f'Frame.timestamp must be seconds (a number), got {self.timestamp!r}') from None
+        if not np.isfinite(timestamp):
             raise ValueError(f'Frame.timestamp must be finite seconds, got {self.timestamp}')
+        self.timestamp = timestamp
 
     def _check_transform(self, name: str, required: bool = False) -> None:
         T = getattr(self, name)
@@ -151,6 +158,8 @@ class Frame:
         T = np.asarray(T, dtype=np.float64)
         if T.shape != (4, 4):
             raise ValueError(f'Frame.{name} must be 4 x 4, got {T.shape}')
+        if not np.all(np.isfinite(T)):
+            raise ValueError(f'Frame.{name} has non-finite entries; check the extrinsics')
         err = rigidity_error(T)
         if err > 1e-4:
             raise ValueError(f'Frame.{name} is not a rigid transform (rotation not orthonormal with det 1, '
