@@ -4,7 +4,10 @@
    1600 x 900 (so the middle keyframe has a full +-80-sweep annotated window) and every 20 Hz lidar
    sweep around them.
 2. Times the accumulated-GT step for the middle keyframe at +-80 sweeps on one core (BLAS threads
-   pinned to 1), the devkit single-sweep projection and the interpolation separately. Goal: < 2 s.
+   pinned to 1), the devkit single-sweep projection and the interpolation separately, in wall-clock
+   and in CPU seconds (``time.process_time``: all threads of this process). Goal: < 2 s on one core,
+   judged on CPU time -- on a loaded host the wall clock also counts the time other processes held
+   the core, which says nothing about this code.
 3. Runs ``prepare`` (the whole cache pipeline, +-80 sweeps) with 1 and with 2 workers and reports
    samples/s and samples/s per worker.
 
@@ -43,13 +46,18 @@ from xd_rcdepth_core.geometry import sparse_depth_map  # noqa: E402
 from xd_rcdepth_core.groundtruth import interpolate_depth  # noqa: E402
 
 
+GOAL_CPU_SECONDS = 2.0
+
+
 def _best_of(fn, repeat):
-    times, result = [], None
+    """(best wall seconds, best CPU seconds, result) of `repeat` calls."""
+    wall, cpu, result = [], [], None
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - t0)
+    return min(wall), min(cpu), result
 
 
 def time_accumulation(root: Path, sweeps: int, repeat: int) -> dict:
@@ -63,18 +71,22 @@ def time_accumulation(root: Path, sweeps: int, repeat: int) -> dict:
     K = np.asarray(nusc.get('calibrated_sensor', cam_sd['calibrated_sensor_token'])['camera_intrinsic'])
     H, W = cam_sd['height'], cam_sd['width']
     T_world_camera = sensor_pose(nusc, cam_sd)
-    t_single, proj = _best_of(lambda: single_sweep_projection(nusc, lidar_sd['token'], cam_sd['token'], H, W), repeat)
+    t_single, c_single, proj = _best_of(
+        lambda: single_sweep_projection(nusc, lidar_sd['token'], cam_sd['token'], H, W), repeat)
     sparse = sparse_depth_map(proj, H, W)
-    t_acc, (acc, stats) = _best_of(lambda: accumulated_depth(
+    t_acc, c_acc, (acc, stats) = _best_of(lambda: accumulated_depth(
         nusc, lidar_sd, sparse, T_world_camera, K, H, W, root, sweeps, adapter.movers), repeat)
-    t_interp, _ = _best_of(lambda: interpolate_depth(acc), repeat)
-    t_frame, _ = _best_of(lambda: adapter.frame(sample['token']), 1)
+    t_interp, c_interp, _ = _best_of(lambda: interpolate_depth(acc), repeat)
+    t_frame, c_frame, _ = _best_of(lambda: adapter.frame(sample['token']), 1)
     return {'sweeps_each_side': sweeps, 'sweeps_used': stats.sweeps_used, 'image': [H, W],
             'points_projected': stats.points_projected, 'removed_in_boxes': stats.removed_in_boxes,
             'removed_hidden': stats.removed_hidden, 'accumulated_pixels': int(np.count_nonzero(acc)),
             'single_sweep_pixels': int(np.count_nonzero(sparse)),
             'seconds_single_sweep': t_single, 'seconds_accumulated': t_acc, 'seconds_interpolation': t_interp,
-            'seconds_whole_frame': t_frame}
+            'seconds_whole_frame': t_frame,
+            'cpu_seconds_single_sweep': c_single, 'cpu_seconds_accumulated': c_acc,
+            'cpu_seconds_interpolation': c_interp, 'cpu_seconds_whole_frame': c_frame,
+            'goal_met': c_acc < GOAL_CPU_SECONDS}
 
 
 def time_prepare(root: Path, out: Path, workers: int, sweeps: int) -> dict:
@@ -102,8 +114,9 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         files = None
         if not (work / 'nuscenes' / 'v1.0-mini' / 'scene.json').is_file():
+            # No camera sweeps: preparation never reads them and they would take most of the writing time.
             files = write_nuscenes(work / 'nuscenes', seed=0, samples_per_scene=samples, height=size[0],
-                                   width=size[1], accumulate=sweeps).files
+                                   width=size[1], accumulate=sweeps, camera_sweeps=False).files
         write_s = time.perf_counter() - t0
         acc = time_accumulation(work / 'nuscenes', sweeps, repeat=1 if args.quick else 3)
         runs = [time_prepare(work / 'nuscenes', work / f'cache{w}', w, sweeps) for w in (1, 2)]
@@ -114,15 +127,20 @@ def main(argv=None) -> int:
               'cpu_count': os.cpu_count(), 'platform': platform.platform(),
               'synthetic_set': {'keyframes': samples, 'image': list(size), 'files': files,
                                 'seconds_to_write': write_s if files else None},
-              'accumulated_gt': acc, 'prepare': runs, 'goal_accumulated_seconds': 2.0}
+              'accumulated_gt': acc, 'prepare': runs, 'goal_accumulated_cpu_seconds': GOAL_CPU_SECONDS,
+              'load_average_1min': os.getloadavg()[0]}
     print(f"synthetic nuScenes set: {samples} keyframes {size[1]}x{size[0]}, "
           + (f"{files} files, written in {write_s:.1f} s" if files else f"reused from {work}"))
     print(f"\naccumulated GT, one keyframe, +-{sweeps} sweeps ({acc['sweeps_used']} used), one core:")
-    print(f"  {'step':28s} {'seconds':>8s}")
-    for key, label in (('seconds_single_sweep', 'single sweep (devkit)'),
-                       ('seconds_accumulated', f'accumulate +-{sweeps} (goal < 2 s)'),
-                       ('seconds_interpolation', 'interpolation'), ('seconds_whole_frame', 'whole Frame')):
-        print(f"  {label:28s} {acc[key]:8.3f}")
+    print(f"  {'step':32s} {'wall s':>8s} {'CPU s':>8s}")
+    for key, label in (('single_sweep', 'single sweep (devkit)'),
+                       ('accumulated', f'accumulate +-{sweeps} (goal < 2 CPU s)'),
+                       ('interpolation', 'interpolation'), ('whole_frame', 'whole Frame')):
+        print(f"  {label:32s} {acc['seconds_' + key]:8.3f} {acc['cpu_seconds_' + key]:8.3f}")
+    print(f"  goal (accumulation < {GOAL_CPU_SECONDS:g} s of CPU on one core): "
+          f"{'met' if acc['goal_met'] else 'MISSED'} ({acc['cpu_seconds_accumulated']:.2f} CPU s; wall "
+          f"{acc['seconds_accumulated']:.2f} s at load average {result['load_average_1min']:.2f})"
+          + (' -- full-size run' if not args.quick else ' -- quick run: not the goal setting'))
     print(f"  pixels: single {acc['single_sweep_pixels']}, accumulated {acc['accumulated_pixels']}; "
           f"points removed in boxes {acc['removed_in_boxes']}, hidden {acc['removed_hidden']}")
     print(f"\nprepare (+-{sweeps} sweeps, {runs[0]['samples']} samples):")

@@ -10,7 +10,7 @@ from test_nuscenes import write_toy
 from test_zju import write_zju_frames
 from xd_rcdepth_core.data.cache import CacheIndex, read_sample, sample_path
 from xd_rcdepth_core.data.commands import add_prepare_arguments, add_show_arguments, run_prepare, run_show
-from xd_rcdepth_core.data.errors import DatasetError
+from xd_rcdepth_core.data.errors import CacheMismatchError, DatasetError
 from xd_rcdepth_core.data.prepare import prepare
 from xd_rcdepth_core.data.zju import ZJUAdapter
 
@@ -179,3 +179,90 @@ def test_synthetic_native_storage_cache(tmp_path):
     assert cached.name == original.name
     with pytest.raises(DatasetError, match='meta.json'):
         prepare('synthetic', tmp_path / 'nothere', out=tmp_path / 'c2', progress=False, log=quiet)
+
+
+# --------------------------------------------------------------------------------------------------
+# several runs into one cache: merged index, settings fingerprint, --overwrite
+def _two_version_dataroot(root):
+    """One dataroot with v1.0-trainval (split train) and v1.0-test (split test), as on a full download."""
+    write_toy(root, n_samples=3, version='v1.0-trainval', split='train')
+    return write_toy(root, n_samples=3, version='v1.0-test', split='test')
+
+
+def test_later_prepare_keeps_other_splits_and_limit_never_shrinks(tmp_path):
+    toy = _two_version_dataroot(tmp_path / 'nus')
+    cache, opts = tmp_path / 'cache', {'lidar_sweeps': 2}
+    prepare('nuscenes', toy.root, 'v1.0-trainval', cache, progress=False, options=opts, log=quiet)
+    prepare('nuscenes', toy.root, 'v1.0-test', cache, progress=False, options=opts, log=quiet)
+    index = CacheIndex(cache)
+    assert index.splits == {'train': toy.tokens[:2], 'test': toy.tokens[:2]}     # both visible
+    assert index.record('train')['version'] == 'v1.0-trainval' and index.record('test')['version'] == 'v1.0-test'
+    assert index.record('train')['options'] == opts and index.record('train')['eval_multiple'] == 32
+    # --limit adds to a split, it does not cut what an earlier run finished.
+    summary = prepare('nuscenes', toy.root, 'v1.0-trainval', cache, progress=False, options=opts, limit=1, log=quiet)
+    assert summary['splits']['train']['resumed'] == 1 and summary['listed'] == {'train': 2}
+    assert CacheIndex(cache).splits == {'train': toy.tokens[:2], 'test': toy.tokens[:2]}
+    assert json.loads((cache / 'index.json').read_text())['splits'] == {'train': 2, 'test': 2}
+
+
+def test_changed_settings_are_refused_with_one_clear_error(tmp_path):
+    toy = write_toy(tmp_path / 'nus', n_samples=3)
+    write_toy(tmp_path / 'nus', n_samples=3, version='v1.0-trainval')   # the same scene under another version
+    cache = tmp_path / 'cache'
+    prepare('nuscenes', toy.root, 'v1.0-mini', cache, progress=False, options={'lidar_sweeps': 2}, log=quiet)
+    before = {p: p.stat().st_mtime_ns for p in cache.rglob('*')}
+    with pytest.raises(CacheMismatchError, match=r"split 'train'.*lidar_sweeps 2 -> 3.*new --out.*--overwrite"):
+        prepare('nuscenes', toy.root, 'v1.0-mini', cache, progress=False, options={'lidar_sweeps': 3}, log=quiet)
+    with pytest.raises(CacheMismatchError, match=r"mover_rule 'category' -> 'moving'"):
+        prepare('nuscenes', toy.root, 'v1.0-mini', cache, progress=False,
+                options={'lidar_sweeps': 2, 'mover_rule': 'moving'}, log=quiet)
+    with pytest.raises(CacheMismatchError, match=r"version 'v1.0-mini' -> 'v1.0-trainval'"):
+        prepare('nuscenes', toy.root, 'v1.0-trainval', cache, progress=False, options={'lidar_sweeps': 2}, log=quiet)
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob('*')} == before          # nothing touched
+    # Options that only choose samples are no mismatch: keeping the last keyframe adds one.
+    summary = prepare('nuscenes', toy.root, 'v1.0-mini', cache, progress=False, log=quiet,
+                      options={'lidar_sweeps': 2, 'skip_last_keyframe': False})
+    assert summary['splits']['train'] == dict(total=3, written=1, resumed=2, skipped=0, failed=0, unfinished=0)
+
+
+def test_killed_run_without_index_is_judged_by_its_samples(tmp_path):
+    write_zju_frames(tmp_path / 'zju', n=3)
+    cache = tmp_path / 'cache'
+    prepare('zju', tmp_path / 'zju', out=cache, progress=False, log=quiet)
+    (cache / 'index.json').unlink()                       # as if killed before the index was written
+    with pytest.raises(CacheMismatchError, match=r"split '\w+'.*samples \(e.g. 0000\d\d.npz\) carry settings"):
+        prepare('zju', tmp_path / 'zju', out=cache, progress=False, options={'crop_rows': (10, 40)}, log=quiet)
+    summary = prepare('zju', tmp_path / 'zju', out=cache, progress=False, log=quiet)      # same settings: resumes
+    assert summary['splits']['train']['resumed'] == 2 and summary['splits']['train']['written'] == 0
+
+
+def test_overwrite_redoes_the_split_with_the_new_settings(tmp_path, capsys):
+    write_zju_frames(tmp_path / 'zju', n=3, height=720, width=1280)
+    cache = tmp_path / 'cache'
+    prepare('zju', tmp_path / 'zju', out=cache, progress=False, log=quiet)
+    parser = argparse.ArgumentParser()
+    add_prepare_arguments(parser)
+    argv = ['--dataset', 'zju', '--root', str(tmp_path / 'zju'), '--out', str(cache), '--no-progress',
+            '--splits', 'train', '--zju-crop']
+    with pytest.raises(CacheMismatchError, match=r'crop_rows None -> \[240, 540\]'):
+        run_prepare(parser.parse_args(argv))
+    assert run_prepare(parser.parse_args(argv + ['--overwrite'])) == 0
+    assert 'deleted 2 sample file(s)' in capsys.readouterr().out
+    index = CacheIndex(cache)
+    assert index.frame('train', 0).image.shape == (300, 1280, 3)
+    assert index.record('train')['settings']['crop_rows'] == [240, 540]
+    assert index.names('val') == ['000002'] and index.frame('val', 0).image.shape == (720, 1280, 3)   # untouched
+    # the new settings are the split's now: a plain rerun with them resumes
+    assert run_prepare(parser.parse_args(argv)) == 0
+    assert json.loads((cache / 'summary.json').read_text())['splits']['train']['resumed'] == 2
+
+
+def test_stale_temporaries_at_the_top_are_removed_too(tmp_path):
+    write_zju_frames(tmp_path / 'zju', n=2)
+    cache = tmp_path / 'cache'
+    prepare('zju', tmp_path / 'zju', out=cache, progress=False, log=quiet)
+    for name in ('index.json.tmp123', 'summary.json.tmp9', 'train.txt.tmp77', 'train/000000.npz.tmp5'):
+        (cache / name).write_bytes(b'half')
+    (cache / 'notes.tmpl').write_text('a user file that only looks similar')
+    summary = prepare('zju', tmp_path / 'zju', out=cache, progress=False, log=quiet)
+    assert summary['stale_temporaries_removed'] == 4 and _tmp_files(cache) == ['notes.tmpl']

@@ -37,7 +37,7 @@ def cache(tmp_path_factory):
         f = make_frame(i, accumulated=i != 2)
         write_sample(sample_path(root, 'train', f.name), f, {})
         names.append(f.name)
-    write_index(root, {'dataset': 'test'}, {'train': names})
+    write_index(root, {'train': names}, {'train': {'dataset': 'test'}})
     return root
 
 
@@ -136,3 +136,24 @@ def test_loader_batches_and_crop_too_big(cache):
         RadarDepthDataset(cache, 'train')[0]
     with pytest.raises(KeyError, match='split'):
         RadarDepthDataset(cache, 'val')
+
+
+def test_zju_eval_keeps_all_rows_of_the_crop(tmp_path):
+    """RadarCam-Depth evaluates all 300 rows of its 1280 x 300 crop: no cut to 288 (nuScenes keeps its
+    references' 900 -> 896: test_eval_drops_top_rows_to_a_multiple_of_32)."""
+    from test_zju import write_zju_frames
+    from xd_rcdepth_core.data.cache import CacheIndex
+    from xd_rcdepth_core.data.prepare import prepare
+    from xd_rcdepth_core.data.zju import ZJU_CROP_ROWS
+    write_zju_frames(tmp_path / 'zju', n=2, height=720, width=1280)
+    prepare('zju', tmp_path / 'zju', out=tmp_path / 'cache', options={'crop_rows': ZJU_CROP_ROWS}, splits=['train'],
+            progress=False, log=lambda *_: None)
+    assert CacheIndex(tmp_path / 'cache').eval_multiple('train') == 0
+    item = RadarDepthDataset(tmp_path / 'cache', 'train', train=False)[0]
+    frame = CacheIndex(tmp_path / 'cache').frame('train', 0)
+    assert item['image'].shape == (3, 300, 1280) and item['depth_sparse'].shape == (1, 300, 1280)
+    np.testing.assert_array_equal(item['depth_sparse'][0].numpy(), frame.depth_sparse)
+    np.testing.assert_allclose(item['K'].numpy(), frame.K, atol=1e-4)
+    # An explicit multiple still cuts (300 -> 288, 12 top rows) for whoever asks for it.
+    assert RadarDepthDataset(tmp_path / 'cache', 'train', train=False, multiple=32)[0]['image'].shape == (3, 288, 1280)
+    assert eval_window(300, 1280, 0) == (0, 300, 1280) and eval_window(300, 1280) == (12, 288, 1280)

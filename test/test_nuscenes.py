@@ -16,9 +16,10 @@ import pytest
 from xd_rcdepth_core.config import (NUSCENES_CAM_FRONT, NUSCENES_LIDAR_TOP_ROTATION, NUSCENES_LIDAR_TOP_TRANSLATION,
                                     NUSCENES_RADAR_FRONT_ROTATION, NUSCENES_RADAR_FRONT_TRANSLATION)
 from xd_rcdepth_core.data.errors import CorruptFileError, DatasetError, DataWarning, SampleError
-from xd_rcdepth_core.data.nuscenes import NuScenesAdapter, NuScenesConfig, open_nuscenes, scene_splits
-from xd_rcdepth_core.data.nuscenes_files import (NUSCENES_TABLES, RADAR_PCD_DTYPE, check_lidar_bin, check_radar_pcd,
-                                                 read_radar_pcd, write_lidar_bin, write_radar_pcd)
+from xd_rcdepth_core.data.nuscenes import (NuScenesAdapter, NuScenesConfig, compare_sample_counts, open_nuscenes,
+                                           scene_splits)
+from xd_rcdepth_core.data.nuscenes_files import (ALL_RADAR_STATES, NUSCENES_TABLES, RADAR_PCD_DTYPE, check_lidar_bin,
+                                                 check_radar_pcd, read_radar_pcd, write_lidar_bin, write_radar_pcd)
 from xd_rcdepth_core.data.nuscenes_movers import is_mover
 from xd_rcdepth_core.data.nuscenes_tables import NuScenesTableWriter
 from xd_rcdepth_core.frame import NUSCENES_RADAR_FIELDS
@@ -209,6 +210,15 @@ def test_real_sample_single_sweep_gt_matches_devkit(tmp_path):
     np.testing.assert_array_equal(frame.depth_sparse > 0, expected > 0)
     np.testing.assert_allclose(frame.depth_sparse, expected, rtol=0, atol=1e-5)
     assert np.count_nonzero(frame.depth_sparse) == 3052       # 3053 points, one pixel collision
+    # The references let the last point in the devkit's order win; at this sample's one collision that
+    # is also the nearer point, so their map is ours (the nuscenes_lidar docstring quotes this).
+    u, v = np.rint(points[0]).astype(int), np.rint(points[1]).astype(int)
+    last_wins = np.zeros((900, 1600), np.float32)
+    last_wins[v, u] = depth
+    np.testing.assert_allclose(frame.depth_sparse, last_wins, rtol=0, atol=1e-5)
+    pixel = v * 1600 + u
+    both = np.flatnonzero(pixel == np.flatnonzero(np.bincount(pixel) > 1)[0])
+    np.testing.assert_allclose(depth[both], [29.2356, 10.1112], atol=1e-3)     # far first, near last
     assert 4.5 < frame.depth_sparse[frame.depth_sparse > 0].min() < frame.depth_sparse.max() < 98.2
 
     # Frame.lidar + T_camera_lidar reproduce the map (float64 chain: a few pixels round differently).
@@ -247,6 +257,35 @@ def test_radar_pcd_round_trip_through_devkit(tmp_path):
     assert read_radar_pcd(tmp_path / 'empty.pcd').shape == (0, 18)
     header = (tmp_path / 'a.pcd').read_bytes().split(b'DATA binary\n')[0]
     assert len((tmp_path / 'a.pcd').read_bytes()) == len(header) + 12 + 37 * 43 + 1
+
+
+def test_radar_pcd_first_record_with_nan_is_moved_back(tmp_path):
+    """The devkit reads a NaN in the first record as "empty cloud": the writer puts a clean record first."""
+    from nuscenes.utils.data_classes import RadarPointCloud
+    pts = _random_radar(5, np.random.default_rng(4))
+    pts[0, 6] = pts[1, 9] = np.nan                     # vx of the first point, vy_comp of the second
+    write_radar_pcd(tmp_path / 'nan.pcd', pts)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')                 # the file we wrote must not trigger the warning
+        assert check_radar_pcd(tmp_path / 'nan.pcd') == 5
+    read = RadarPointCloud.from_file(str(tmp_path / 'nan.pcd'), **ALL_RADAR_STATES).points.T
+    expected = pts[[2, 0, 1, 3, 4]].astype(np.float32)  # the first clean record first, the rest in order
+    np.testing.assert_array_equal(read.astype(np.float32), expected)
+    # A file in the exact format but with the NaN record first (another writer's): 0 points, and a warning.
+    header = (tmp_path / 'nan.pcd').read_bytes().split(b'DATA binary\n')[0] + b'DATA binary\n'
+    rec = np.zeros(5, RADAR_PCD_DTYPE)
+    for j, name in enumerate(NUSCENES_RADAR_FIELDS):
+        rec[name] = pts[:, j]
+    (tmp_path / 'theirs.pcd').write_bytes(header + rec.tobytes() + b'\n')
+    assert RadarPointCloud.from_file(str(tmp_path / 'theirs.pcd')).points.shape == (18, 0)
+    with pytest.warns(DataWarning, match=r'theirs.pcd: the first of 5 radar records has a NaN.*all 5 points'):
+        assert read_radar_pcd(tmp_path / 'theirs.pcd').shape == (0, 18)
+    with pytest.raises(ValueError, match='every one of the 2 radar points has a NaN'):
+        write_radar_pcd(tmp_path / 'bad.pcd', pts[[0, 1]])
+    bad = pts[2:3].copy()
+    bad[0, 3] = np.nan                                 # dyn_prop is an int8 field
+    with pytest.raises(ValueError, match='integer radar field'):
+        write_radar_pcd(tmp_path / 'bad.pcd', bad)
 
 
 def test_radar_pcd_bad_files_are_named(tmp_path):
@@ -448,6 +487,34 @@ def test_mover_rule(category, attributes, rule, expected):
     assert is_mover(category, attributes, rule) is expected
 
 
+def test_sample_counts_compared_with_the_references():
+    same = compare_sample_counts('v1.0-trainval', {'train': 27430, 'val': 5869, 'unlisted': 3})
+    assert same == "v1.0-trainval sample counts vs the references' lists: train 27,430 (same), val 5,869 (same)"
+    short = compare_sample_counts('v1.0-trainval', {'train': 27000, 'val': 5869})
+    assert 'train 27,000 (-430: references 27,430)' in short and 'incomplete download' in short
+    assert compare_sample_counts('v1.0-test', {'test': 5858}).endswith('test 5,858 (same)')
+    assert compare_sample_counts('v1.0-trainval', {'train': 27430}).endswith('train 27,430 (same)')   # --splits train
+    assert compare_sample_counts('v1.0-mini', {'train': 323, 'val': 81}) is None
+    assert compare_sample_counts('v1.0-test', {'train': 1}) is None
+
+
+def test_sample_count_line_only_for_official_full_splits(tmp_path):
+    from xd_rcdepth_core.data.prepare import prepare
+    toy = write_toy(tmp_path / 'nus', n_samples=2, version='v1.0-test', split='test')
+    lines = []
+    summary = prepare('nuscenes', toy.root, 'v1.0-test', tmp_path / 'cache', progress=False,
+                      options={'accumulate': False}, log=lines.append)
+    assert summary['reference_counts'] is None            # the toy's own splits.json: not the official lists
+    (toy.root / 'v1.0-test' / 'splits.json').unlink()     # now the official v1.0-test list (its scenes: none)
+    adapter = NuScenesAdapter(toy.root, 'v1.0-test', NuScenesConfig(accumulate=False))
+    assert adapter.reference_count_check({'test': 5858}).endswith('test 5,858 (same)')
+    assert NuScenesAdapter(toy.root, 'v1.0-test', NuScenesConfig(skip_last_keyframe=False),
+                           nusc=adapter.nusc).reference_count_check({'test': 6008}) is None
+    from xd_rcdepth_core.data.prepare import format_summary
+    assert 'test 5,858 (same)' in format_summary(dict(summary, reference_counts=compare_sample_counts(
+        'v1.0-test', {'test': 5858})))
+
+
 def test_config_rejects_unknown_radar():
     with pytest.raises(ValueError, match='RADAR_TOP'):
         NuScenesConfig(radars=('RADAR_TOP',))
@@ -504,6 +571,42 @@ def test_synthetic_nuscenes_round_trip(synthetic_set):
         assert _mismatch(ours.depth_accumulated, truth.depth_accumulated) < 0.01
         assert _mismatch(ours.depth_interp, truth.depth_interp) < 0.02
         assert adapter.last_accumulation.sweeps_used == 9 and adapter.last_accumulation.removed_in_boxes > 0
+
+
+def test_synthetic_nuscenes_camera_sweeps(synthetic_set):
+    """The camera frames between keyframes are non-keyframe CAM_FRONT sample_data in sweeps/, on one
+    prev/next chain with the keyframes, and are the world's images at their times."""
+    from xd_rcdepth_core.data.images import read_image_file
+    from xd_rcdepth_core.synthetic import CAMERA, World
+    report = synthetic_set
+    adapter = NuScenesAdapter(report.root, 'v1.0-mini', NuScenesConfig(accumulate=False))
+    nusc = adapter.nusc
+    name = 'scene-0001'
+    keys = [nusc.get('sample', tok)['data']['CAM_FRONT'] for tok, _ in report.scenes[name]]
+    chain, token = [], keys[0]
+    while token != keys[-1]:
+        sd = nusc.get('sample_data', token)
+        assert sd['next'] and nusc.get('sample_data', sd['next'])['prev'] == token
+        chain.append(sd)
+        token = sd['next']
+    chain.append(nusc.get('sample_data', keys[-1]))
+    assert [sd['token'] for sd in chain if sd['is_key_frame']] == keys
+    assert len(chain) == 3 * 6 + 1                                  # 5 sweeps between each pair of keyframes
+    assert all(a['timestamp'] < b['timestamp'] for a, b in zip(chain, chain[1:]))
+    sweeps = [sd for sd in chain if not sd['is_key_frame']]
+    assert all(sd['filename'].startswith('sweeps/CAM_FRONT/') and sd['channel'] == 'CAM_FRONT' for sd in sweeps)
+    world = World(report.seeds[name], report.settings)
+    sd = sweeps[7]
+    path, _, K_devkit = nusc.get_sample_data(sd['token'])
+    image = read_image_file(path)
+    t = sd['timestamp'] * 1e-6
+    assert world.sensor_time(CAMERA, world.sensor_index(CAMERA, t)) == pytest.approx(t, abs=1e-6)
+    truth = world.render_camera(t, K_devkit, H, W).image
+    assert image.shape == truth.shape and np.abs(image.astype(int) - truth).mean() < 5     # JPEG quality 95
+    # Each sweep belongs to the next keyframe's sample (the devkit's get_boxes assumes so).
+    for sd in sweeps:
+        later = [tok for tok, _ in report.scenes[name] if nusc.get('sample', tok)['timestamp'] >= sd['timestamp']]
+        assert sd['sample_token'] == later[0]
 
 
 def test_mover_boxes_match_devkit_get_boxes(synthetic_set):

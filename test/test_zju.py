@@ -112,3 +112,11 @@ def test_zju_drops_bad_radar_depths_with_a_warning(tmp_path):
         f = ZJUAdapter(tmp_path).frame('000000')
     assert f.radar.shape == (1, 3) and f.radar[0, 2] == pytest.approx(5.0)
     assert any('2 radar points' in str(w.message) for w in caught)
+
+
+def test_zju_evaluation_rule_and_content_settings(tmp_path):
+    write_zju_frames(tmp_path, n=1)
+    full, crop = ZJUAdapter(tmp_path), ZJUAdapter(tmp_path, ZJUConfig(crop_rows=ZJU_CROP_ROWS))
+    assert full.eval_multiple == crop.eval_multiple == 0           # RadarCam-Depth evaluates every row
+    assert full.content_settings()['crop_rows'] is None and crop.content_settings()['crop_rows'] == ZJU_CROP_ROWS
+    assert full.content_settings()['camera']['fx'] == ZJU_CAMERA.fx

@@ -38,6 +38,14 @@ def open_frames(args):
         raise UserError(str(exc).strip('"\'')) from None
 
 
+def eval_multiple(args) -> int:
+    """The evaluation crop the source's dataset uses (its cache records it); 32 for synthetic folders."""
+    if args.cache is None:
+        return 32
+    from ..data.cache import CacheIndex
+    return CacheIndex(args.cache).eval_multiple(args.split)
+
+
 def estimator(path, args, precision='fp32'):
     from ..pipeline import DepthEstimator
     return DepthEstimator.from_checkpoint(path, device=args.device, precision=precision)
@@ -53,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='ground truth (paper: depth_sparse, the single lidar sweep)')
     parser.add_argument('--ranges', type=float, nargs='+', default=None, help='max depths (default 50 70 80)')
     parser.add_argument('--no-crop', action='store_true',
-                        help='keep the whole frame (default: drop top rows to a multiple of 32, as image[4:])')
+                        help="keep the whole frame (default: the dataset's rule, recorded in the cache: nuScenes "
+                             "and synthetic drop top rows to a multiple of 32, as image[4:]; ZJU keeps all rows)")
     parser.add_argument('--save-predictions', action='store_true', help='write predictions/*.png (uint16 depth x 256)')
     parser.add_argument('--figures', type=int, default=0, metavar='N', help='write figure panels of the first N frames')
     parser.add_argument('--teacher', default=None, help='teacher checkpoint whose saliency the figures show')
@@ -70,7 +79,7 @@ def run(args) -> int:
     teacher = estimator(args.teacher, args) if args.teacher else None
     frames, source = open_frames(args)
     out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent / f'eval-{args.split if args.cache else "synthetic"}'
-    options = EvalOptions(gt=args.gt, multiple=0 if args.no_crop else 32, limit=args.limit,
+    options = EvalOptions(gt=args.gt, multiple=0 if args.no_crop else eval_multiple(args), limit=args.limit,
                           save_predictions=args.save_predictions, figures=args.figures,
                           saliency_layer=args.saliency_layer, progress=not args.quiet,
                           **({'ranges': tuple(args.ranges)} if args.ranges else {}))

@@ -16,6 +16,7 @@ import importlib
 
 _EXPORTS = {
     'DataWarning': 'errors', 'DatasetError': 'errors', 'SampleError': 'errors', 'CorruptFileError': 'errors',
+    'CacheMismatchError': 'errors',
     'NuScenesAdapter': 'nuscenes', 'NuScenesConfig': 'nuscenes',
     'ZJUAdapter': 'zju', 'ZJUConfig': 'zju', 'SyntheticAdapter': 'synthetic',
     'open_adapter': 'adapters', 'DATASETS': 'adapters',

@@ -2,10 +2,17 @@
 
 Layout of a cache folder::
 
-    index.json              dataset, version, options, split sizes, format version
+    index.json              format version, split sizes, and per split the record of the run that
+                            made it (dataset, root, version, options, settings, fingerprint)
     <split>.txt             sample names of the split, in dataset order
     <split>/<name>.npz      one sample (below)
     summary.json            the last prepare run's summary
+
+Several runs may fill one cache (nuScenes v1.0-trainval, then v1.0-test into the same folder): each
+run rewrites only the splits it prepared and keeps the others (``write_index`` merges). A split's
+samples all come from one set of content settings: the ``fingerprint`` (``settings_fingerprint``) is
+stored in the split's record and in every sample's statistics, so a run with other settings is
+refused instead of mixing samples (``prepare.py``).
 
 A sample file (``np.savez_compressed``, no pickles) holds the camera image as the source file's own
 bytes when the Frame's image is that file unmodified (nuScenes JPEG: lossless with respect to the
@@ -15,12 +22,15 @@ names; K, the transforms, timestamp, name; and a small JSON of per-sample statis
 resumed run can summarise samples it did not redo. Lidar points are not stored (the maps are).
 
 Files are written to a temporary name in the same folder and renamed with ``os.replace``: a killed
-run leaves either a whole file or a ``*.tmp*`` file, which the next run deletes.
+run leaves either a whole file or a ``<name>.tmp<pid>`` file (a sample, or index.json, summary.json,
+a split list at the top), which the next run deletes.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -31,6 +41,7 @@ from .images import decode_image, depth_from_uint16, depth_to_uint16, encode_png
 
 CACHE_FORMAT = 1
 TMP_MARK = '.tmp'
+_TMP_NAME = re.compile(re.escape(TMP_MARK) + r'\d+$')     # what atomic_write_bytes names a temporary
 _TRANSFORMS = ('T_camera_radar', 'T_world_camera')
 
 
@@ -62,12 +73,21 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def remove_stale_temporaries(cache) -> int:
-    """Delete temporary files a killed run left behind; returns how many."""
+    """Delete temporary files a killed run left behind, at the top (index.json, summary.json, split
+    lists) and in the split folders (samples); returns how many."""
+    cache = Path(cache)
     count = 0
-    for tmp in Path(cache).glob(f'*/*{TMP_MARK}*'):
-        tmp.unlink()
-        count += 1
+    for tmp in [*cache.glob(f'*{TMP_MARK}*'), *cache.glob(f'*/*{TMP_MARK}*')]:
+        if tmp.is_file() and _TMP_NAME.search(tmp.name):
+            tmp.unlink()
+            count += 1
     return count
+
+
+def settings_fingerprint(settings: dict) -> str:
+    """A short digest of the settings that decide what a sample file holds (same settings, same digest)."""
+    text = json.dumps({'cache_format': CACHE_FORMAT, **settings}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def write_sample(path, frame: Frame, stats: dict, image_bytes: Optional[bytes] = None,
@@ -124,6 +144,22 @@ class CacheIndex:
         self.splits = {s: [n for n in (self.root / f'{s}.txt').read_text().splitlines() if n]
                        for s in self.meta['splits']}
 
+    def record(self, split: str) -> dict:
+        """What the run that prepared ``split`` recorded (dataset, version, options, settings...)."""
+        self.names(split)
+        return self.meta.get('split_info', {}).get(split, {})
+
+    def eval_multiple(self, split: str) -> int:
+        """Evaluation crop of ``split``: drop top rows / right columns to this multiple, 0 = keep all.
+
+        The dataset's rule as its adapter recorded it (nuScenes 32: the references' 900 -> 896;
+        ZJU 0: RadarCam-Depth evaluates every row); caches without the record: 0 for ZJU, else 32.
+        """
+        record = self.record(split)
+        if 'eval_multiple' in record:
+            return int(record['eval_multiple'])
+        return 0 if record.get('dataset', self.meta.get('dataset')) == 'zju' else 32
+
     def names(self, split: str) -> list:
         if split not in self.splits:
             raise KeyError(f'split {split!r} not in cache {self.root}; it has {sorted(self.splits)}')
@@ -136,10 +172,25 @@ class CacheIndex:
         return read_sample(self.path(split, index))
 
 
-def write_index(cache, meta: dict, splits: dict) -> None:
-    """Write the split lists, then index.json last (its presence marks a usable cache)."""
+def read_index(cache) -> dict:
+    """index.json of a cache folder, {} if there is none yet."""
+    path = Path(cache) / 'index.json'
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_index(cache, splits: dict, records: Optional[dict] = None) -> dict:
+    """Write the lists of ``splits`` (split -> names), then index.json last (its presence marks a
+    usable cache), merged with the existing one: splits not named here keep their lists and records.
+    ``records``: split -> what to record about the run that made it. Returns the new index."""
     cache = Path(cache)
+    old = read_index(cache)
+    counts, info = dict(old.get('splits', {})), dict(old.get('split_info', {}))
+    for split in counts:        # an index of the older layout: its one top-level record was every split's
+        info.setdefault(split, {k: old[k] for k in ('dataset', 'root', 'version', 'options') if k in old})
     for split, names in splits.items():
         atomic_write_text(cache / f'{split}.txt', ''.join(n + '\n' for n in names))
-    atomic_write_text(cache / 'index.json', json.dumps(
-        {**meta, 'format': CACHE_FORMAT, 'splits': {s: len(n) for s, n in splits.items()}}, indent=2))
+        counts[split] = len(names)
+        info[split] = {**(records or {}).get(split, {}), 'samples': len(names)}
+    index = {'format': CACHE_FORMAT, 'splits': counts, 'split_info': info}
+    atomic_write_text(cache / 'index.json', json.dumps(index, indent=2))
+    return index

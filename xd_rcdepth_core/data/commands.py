@@ -3,7 +3,7 @@
 The CLI registers them as::
 
     xd-rcdepth prepare --dataset {nuscenes,zju,synthetic} --root DIR [--version v1.0-trainval]
-                       --out CACHE [--workers N] [--splits train val] [--limit N] ...
+                       --out CACHE [--workers N] [--splits train val] [--limit N] [--overwrite] ...
     xd-rcdepth show --cache CACHE [--split S] --index I --out x.png
 """
 from __future__ import annotations
@@ -20,7 +20,11 @@ def add_prepare_arguments(parser: argparse.ArgumentParser) -> None:
                                                       'or a synthetic world written by `xd-rcdepth synth`)')
     parser.add_argument('--version', default=None,
                         help='nuScenes table folder: v1.0-trainval (default), v1.0-test, v1.0-mini')
-    parser.add_argument('--out', required=True, help='cache folder to write (re-running resumes)')
+    parser.add_argument('--out', required=True,
+                        help='cache folder to write (re-running resumes; other splits already there are kept)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='delete the samples of the splits prepared now and redo them (needed when they '
+                             'were made with other settings)')
     parser.add_argument('--workers', type=int, default=1, help='parallel worker processes (default 1)')
     parser.add_argument('--splits', nargs='+', default=None, help='only these splits (default all)')
     parser.add_argument('--limit', type=int, default=None, help='only the first N samples of each split')
@@ -64,7 +68,8 @@ def prepare_options(args) -> dict:
 def run_prepare(args) -> int:
     from .prepare import prepare
     summary = prepare(args.dataset, args.root, args.version, args.out, args.workers, splits=args.splits,
-                      limit=args.limit, options=prepare_options(args), progress=not args.no_progress)
+                      limit=args.limit, options=prepare_options(args), progress=not args.no_progress,
+                      overwrite=args.overwrite)
     written = sum(c['written'] + c['resumed'] for c in summary['splits'].values())
     return 1 if summary['interrupted'] or (written == 0 and summary['skipped']) else 0
 

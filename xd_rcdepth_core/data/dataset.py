@@ -10,9 +10,11 @@ Training (``train=True``; cafnet_dataloader ``train_preprocess``, REFERENCE.md P
   channels for physical consistency. The longitudinal vx is unchanged by a left-right mirror either way;
 - with p = 0.5 a photometric jitter: gamma U[0.9, 1.1], brightness U[0.9, 1.1], per-channel colour
   U[0.9, 1.1], clipped to [0, 1].
-Evaluation (``train=False``): no augmentation, full resolution with the top rows dropped so the height
-is a multiple of 32 (nuScenes 900 -> 896, like the references' ``image[4:]``); a width that is not a
-multiple loses its rightmost columns (K unchanged by that).
+Evaluation (``train=False``): no augmentation, full resolution, cut as the dataset's protocol does
+(``CacheIndex.eval_multiple``, recorded by the adapter): nuScenes drops the top rows so the height is
+a multiple of 32 (900 -> 896, the references' ``image[4:]``; a width that is not a multiple would lose
+its rightmost columns, K unchanged by that); ZJU-4DRadarCam keeps every row (RadarCam-Depth
+evaluates all 300 rows of its crop; the models pad to their stride inside, so no cut is needed).
 
 Each item is a dict of tensors: image 3 x H x W (ImageNet-normalised), radar C x H x W
 (``radar.encode_frame_radar``: depth, rcs, vx, vy by default; 0 = no radar), depth_interp,
@@ -23,6 +25,7 @@ seeds differently in every worker.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -59,7 +62,10 @@ def colour_jitter(image: np.ndarray, cfg: AugmentConfig) -> np.ndarray:
 
 
 def eval_window(height: int, width: int, multiple: int = 32) -> tuple:
-    """(top, height, width) of the evaluation crop: top rows and right columns dropped to a multiple."""
+    """(top, height, width) of the evaluation crop: top rows and right columns dropped to a multiple
+    (``multiple`` 0: the whole frame)."""
+    if multiple <= 0:
+        return 0, height, width
     h, w = height - height % multiple, width - width % multiple
     if h == 0 or w == 0:
         raise ValueError(f'image {height} x {width} is smaller than one {multiple}-pixel block')
@@ -70,10 +76,12 @@ class RadarDepthDataset(torch.utils.data.Dataset):
     """Samples of one split of a prepared cache (see module docstring)."""
 
     def __init__(self, cache, split: str, train: bool = True, augment: AugmentConfig = AugmentConfig(),
-                 radar: RadarEncodingConfig = RadarEncodingConfig(), multiple: int = 32):
+                 radar: RadarEncodingConfig = RadarEncodingConfig(), multiple: Optional[int] = None):
+        """``multiple``: evaluation crop (see eval_window); None = the dataset's rule from the cache."""
         self.index = CacheIndex(cache)
         self.split, self.names = split, self.index.names(split)
-        self.train, self.augment, self.radar, self.multiple = train, augment, radar, multiple
+        self.multiple = self.index.eval_multiple(split) if multiple is None else multiple
+        self.train, self.augment, self.radar = train, augment, radar
 
     def __len__(self) -> int:
         return len(self.names)

@@ -16,14 +16,17 @@ wins; otherwise the official scene lists of ``nuscenes.utils.splits`` by version
 train 700 / val 150 scenes; v1.0-test: test; v1.0-mini: mini_train / mini_val as train / val).
 Scenes in no list go to split ``'unlisted'``. As in the references the last keyframe of every scene
 is skipped (``skip_last_keyframe``), which gives 27,430 / 5,869 / 5,858 train / val / test samples
-on the full dataset (REFERENCE.md Part A 1.1; not re-counted here: the full dataset is not on disk).
+on the full dataset (REFERENCE.md Part A 1.1; not re-counted here: the full dataset is not on disk);
+``prepare``'s summary compares its counts with those when it prepares the official full splits
+(``compare_sample_counts``).
 """
 from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -42,6 +45,24 @@ REFERENCE_SAMPLE_COUNTS = {'train': 27430, 'val': 5869, 'test': 5858}
 _OFFICIAL_SPLITS = {'v1.0-trainval': {'train': 'train', 'val': 'val'},
                     'v1.0-test': {'test': 'test'},
                     'v1.0-mini': {'train': 'mini_train', 'val': 'mini_val'}}
+# The versions whose official splits the reference counts are of.
+_COUNTED_VERSIONS = {'v1.0-trainval': ('train', 'val'), 'v1.0-test': ('test',)}
+
+
+def compare_sample_counts(version: str, counts: dict) -> Optional[str]:
+    """One line comparing the samples per split of an official full split set (``counts``: split ->
+    samples the adapter lists, the last keyframe of each scene skipped) with the references' counts;
+    None for versions the references did not count (v1.0-mini, custom splits)."""
+    splits = [s for s in _COUNTED_VERSIONS.get(version, ()) if s in counts]
+    if not splits:
+        return None
+    parts = []
+    for s in splits:
+        n, ref = counts[s], REFERENCE_SAMPLE_COUNTS[s]
+        parts.append(f'{s} {n:,} ' + ('(same)' if n == ref else f'({n - ref:+,}: references {ref:,})'))
+    same = all(counts[s] == REFERENCE_SAMPLE_COUNTS[s] for s in splits)
+    return (f'{version} sample counts vs the references\' lists: ' + ', '.join(parts)
+            + ('' if same else ' -- an incomplete download, or other scene lists than the official ones?'))
 
 
 @dataclass(frozen=True)
@@ -109,6 +130,23 @@ class NuScenesAdapter:
         self.nusc = nusc if nusc is not None else open_nuscenes(self.root, version)
         self.movers = MoverBoxes(self.nusc, config.mover_rule)
         self.last_accumulation = None      # AccumulationStats of the last frame() (diagnostics)
+
+    # Evaluation drops the top rows to a multiple of 32: the references' image[4:] (900 -> 896).
+    eval_multiple = 32
+
+    def content_settings(self) -> dict:
+        """What decides a sample's content (the cache fingerprints it): the version and the config,
+        except skip_last_keyframe, which only decides which samples there are."""
+        settings = asdict(self.config)
+        del settings['skip_last_keyframe']
+        return {'version': self.version, **settings}
+
+    def reference_count_check(self, counts: dict) -> Optional[str]:
+        """compare_sample_counts when these are the official full splits the references counted."""
+        custom = (self.root / self.version / 'splits.json').is_file()
+        if custom or not self.config.skip_last_keyframe:
+            return None
+        return compare_sample_counts(self.version, counts)
 
     # --- sample lists -------------------------------------------------------------------------
     def scene_samples(self, scene: dict) -> list:

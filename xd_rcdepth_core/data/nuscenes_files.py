@@ -10,12 +10,13 @@ devkit itself (REFERENCE.md Part B sections 4-5 list the facts these checks enco
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ..frame import NUSCENES_RADAR_FIELDS
-from .errors import CorruptFileError, DatasetError, SampleError
+from .errors import CorruptFileError, DataWarning, DatasetError, SampleError
 
 # The 13 tables NuScenes() opens at init; all may be [] except map.
 NUSCENES_TABLES = ('category', 'attribute', 'visibility', 'instance', 'sensor', 'calibrated_sensor',
@@ -77,7 +78,10 @@ def write_radar_pcd(path, points) -> None:
     """Write N x 18 radar points (NUSCENES_RADAR_FIELDS order) as a devkit-readable binary .pcd.
 
     An empty cloud is written as one all-NaN record (WIDTH 0 is rejected by the devkit); one trailing
-    byte follows the payload because the devkit's parser needs it.
+    byte follows the payload because the devkit's parser needs it. The devkit reads a NaN anywhere in
+    the FIRST record as "empty cloud" and drops every point, so a record without NaN is moved to the
+    front (the others keep their order); a cloud in which every record has a NaN cannot be written
+    (ValueError), nor can a non-finite value in an integer field.
     """
     pts = np.asarray(points, dtype=np.float64).reshape(-1, len(NUSCENES_RADAR_FIELDS))
     if pts.shape[0] == 0:
@@ -85,6 +89,16 @@ def write_radar_pcd(path, points) -> None:
         for name in ('x', 'y', 'z', 'rcs', 'vx', 'vy', 'vx_comp', 'vy_comp'):
             rec[name] = np.nan
     else:
+        ints = [j for j, name in enumerate(NUSCENES_RADAR_FIELDS) if RADAR_PCD_DTYPE[name].kind != 'f']
+        if not np.isfinite(pts[:, ints]).all():
+            raise ValueError(f'{path}: non-finite value in an integer radar field')
+        clean = ~np.isnan(pts).any(axis=1)
+        if not clean.any():
+            raise ValueError(f'{path}: every one of the {len(pts)} radar points has a NaN field; the devkit '
+                             f'would read the file as an empty cloud')
+        first = int(np.argmax(clean))
+        if first:
+            pts = pts[[first, *range(first), *range(first + 1, len(pts))]]
         rec = np.zeros(pts.shape[0], RADAR_PCD_DTYPE)
         for j, name in enumerate(NUSCENES_RADAR_FIELDS):
             kind = RADAR_PCD_DTYPE[name].kind
@@ -108,7 +122,10 @@ def _split_header(data: bytes, path) -> tuple[list, bytes]:
 
 
 def check_radar_pcd(path) -> int:
-    """Number of records of a radar .pcd after checking its header against its size; raises one error."""
+    """Number of records of a radar .pcd after checking its header against its size; raises one error.
+
+    Warns (DataWarning) when a file of several records has a NaN in its first one: the devkit returns
+    no points at all for it (its "empty cloud" convention), though the others may be fine."""
     data = _require_file(path)
     lines, payload = _split_header(data, path)
     if len(lines) != 11 or not lines[0].startswith('#') or not lines[1].startswith('VERSION'):
@@ -140,6 +157,12 @@ def check_radar_pcd(path) -> int:
     if len(payload) == need:
         raise CorruptFileError(f'{path}: radar .pcd has no byte after the last record; the devkit parser '
                                f'requires at least one (write a trailing newline)')
+    if width > 1 and record == RADAR_PCD_DTYPE.itemsize:
+        head = np.frombuffer(payload, RADAR_PCD_DTYPE, count=1)
+        if any(np.isnan(head[n][0]) for n in RADAR_PCD_DTYPE.names if RADAR_PCD_DTYPE[n].kind == 'f'):
+            warnings.warn(DataWarning(f'{path}: the first of {width} radar records has a NaN field, which the '
+                                      f'nuScenes devkit reads as an empty cloud: all {width} points are lost'),
+                          stacklevel=2)
     return width
 
 

@@ -1,11 +1,16 @@
 """Lidar ground truth of one nuScenes sample in its camera: single sweep and accumulated over +-N sweeps.
 
-Single sweep (the evaluation target): exactly the references' recipe, the devkit's
+Single sweep (the evaluation target): the references' points, from the devkit's own
 ``map_pointcloud_to_image`` (lidar -> ego(t_lidar) -> global -> ego(t_cam) -> camera, depth > 1 m,
-strictly inside a 1-px border), rounded pixels, nearest point wins per pixel. The devkit runs the
-chain in float32 through global coordinates (~1 km), so about 1 % of its pixels round differently
-from an exact float64 projection; using the devkit itself keeps the evaluation GT identical to the
-references' (and the test compares against it).
+strictly inside a 1-px border), rounded pixels. The devkit runs the chain in float32 through global
+coordinates (~1 km), so about 1 % of its pixels round differently from an exact float64 projection;
+using the devkit itself keeps the point set identical to the references' (the test checks it).
+One difference: when two points round to the same pixel we keep the nearest (the visible surface,
+the rule of every other map here), while the references write the points in the devkit's order --
+the lidar file's scan order, which the devkit does not sort -- so the last one wins. Only collisions
+can differ: the real sample in ``../shared/data`` has 3,053 points on 3,052 pixels, and at its one
+collision the nearer point (10.1 m against 29.2 m) also comes last, so both rules give the same
+map there (the test checks that too).
 
 Accumulated (the source of the training target): the keyframe sweep plus up to N earlier and N later
 LIDAR_TOP sweeps of the sample_data chain (N = 80 in the references, 20 Hz, about +-4 s), each moved

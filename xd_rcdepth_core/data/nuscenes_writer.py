@@ -3,8 +3,10 @@
 What is written per scene (a ``synthetic.World`` made from ``scene_seed(seed, i)``):
 - keyframes (``sample``) every ``keyframe_every``-th camera frame (12 Hz / 6 = 2 Hz, as nuScenes);
   the sample timestamp is its LIDAR_TOP sweep's, as in nuScenes;
-- CAM_FRONT: the keyframe images only, JPEG (no camera sweeps: nothing here reads them, and they
-  would dominate the writing time), K of the requested size;
+- CAM_FRONT: JPEG, K of the requested size; the keyframe images in ``samples/`` and, with
+  ``camera_sweeps`` (default), every camera frame between two keyframes in ``sweeps/`` as
+  ``is_key_frame = false`` sample_data on the same prev/next chain, as nuScenes has them (nothing in
+  preparation reads them, and they take most of the writing time: ``camera_sweeps=False`` skips them);
 - LIDAR_TOP: every native 20 Hz sweep from ``accumulate`` sweeps before the first keyframe's to
   ``accumulate`` after the last one's (float32 x 5 with the ring index);
 - RADAR_FRONT: every native 13 Hz sweep over the same time span (the packed 43-byte .pcd);
@@ -56,8 +58,8 @@ def _us(t: float) -> int:
 
 def write_nuscenes(out_dir, seed: int = 0, n_scenes: int = 1, samples_per_scene: int = 4, height: int = 900,
                    width: int = 1600, *, version: str = 'v1.0-mini', accumulate: int = 80, keyframe_every: int = 6,
-                   val_scenes: int = 0, settings=None, jpeg_quality: int = 95, progress: bool = False
-                   ) -> NuScenesWriteReport:
+                   val_scenes: int = 0, settings=None, jpeg_quality: int = 95, camera_sweeps: bool = True,
+                   progress: bool = False) -> NuScenesWriteReport:
     """Write ``n_scenes`` synthetic scenes of ``samples_per_scene`` keyframes as a nuScenes dataset.
 
     ``accumulate`` (+-N lidar sweeps) sets how many sweeps are written around the keyframes, so that
@@ -71,7 +73,8 @@ def write_nuscenes(out_dir, seed: int = 0, n_scenes: int = 1, samples_per_scene:
     settings = settings or WorldSettings()
     margin = (accumulate + 1) / settings.lidar.rate_hz
     first_cam = int(np.ceil((margin + 0.1) * settings.camera_rate))
-    span = (samples_per_scene - 1) * keyframe_every / settings.camera_rate
+    span_frames = (samples_per_scene - 1) * keyframe_every     # camera frames from first to last keyframe
+    span = span_frames / settings.camera_rate
     settings = replace(settings, duration=max(settings.duration, (first_cam + 1) / settings.camera_rate + span +
                                               margin + 1.0))
     K = settings.camera.intrinsics(height, width)
@@ -107,6 +110,12 @@ def write_nuscenes(out_dir, seed: int = 0, n_scenes: int = 1, samples_per_scene:
                 scene.annotation(sample, f'object-{obj.instance}', obj.category, obj.center, (wid, length, hei),
                                  obj.rotation_wxyz, attributes_of(obj.category, obj.moving))
             bar.update()
+        if camera_sweeps:
+            for c in range(first_cam, first_cam + span_frames):
+                if (c - first_cam) % keyframe_every:
+                    t = world.sensor_time(CAMERA, c)
+                    scene.sample_data('CAM_FRONT', _us(t), world.ego_pose(t),
+                                      world.render_camera(t, K, height, width).image)
         t0 = world.sensor_time(LIDAR, min(key_lidar))
         t1 = world.sensor_time(LIDAR, max(key_lidar))
         for k in range(min(key_lidar) - accumulate, max(key_lidar) + accumulate + 1):

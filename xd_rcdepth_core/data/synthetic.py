@@ -23,6 +23,14 @@ class SyntheticAdapter:
         self.root = Path(root)
         self.val_scenes = int(val_scenes)
 
+    eval_multiple = 32         # as nuScenes (the synthetic camera is a scaled CAM_FRONT)
+
+    def content_settings(self) -> dict:
+        """The stored world's seed, size and generator settings (a world re-generated into the same
+        root with others would give other frames under the same keys); val_scenes only assigns
+        scenes to splits."""
+        return {k: self.store.meta.get(k) for k in ('seed', 'size', 'generator')}
+
     def _scene_splits(self) -> dict:
         meta_splits = self.store.meta.get('splits')
         if meta_splits:

@@ -15,11 +15,14 @@ split). ``root`` may be the ``ZJU-4DRadarCam`` folder or its ``data`` sub-folder
   interpolated from the sparse map directly).
 - optional crop to rows 240-540 (1280 x 300), as RadarCam-Depth's loaders and evaluation do:
   image and GT rows cut, cy shifted, radar points outside the band dropped.
+- evaluation keeps every row (``eval_multiple = 0``): RadarCam-Depth evaluates all 300 rows of the
+  crop, and our models pad to their stride inside and return depth at the input size, so nothing
+  needs cutting to a multiple of 32 (unlike nuScenes, where the references drop 4 top rows).
 """
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -66,6 +69,12 @@ class ZJUAdapter:
             if not 0 <= top < bottom:
                 raise ValueError(f'crop_rows must be (top, bottom) with 0 <= top < bottom, got {config.crop_rows}')
         self.root, self.config = root, config
+
+    eval_multiple = 0          # evaluate on every row (module docstring)
+
+    def content_settings(self) -> dict:
+        """What decides a sample's content (the cache fingerprints it): camera model and crop."""
+        return asdict(self.config)
 
     def splits(self) -> dict:
         out = {s: _read_ids(self.root / f'{s}.txt') for s in ZJU_SPLITS if (self.root / f'{s}.txt').is_file()}

@@ -88,4 +88,6 @@ def cache_datasets(config):
         """Val Frames i = rank, rank + world, ... (a shard per process)."""
         for i in range(rank, count, world):
             yield index.frame(d.val_split, i)
+    # The dataset's evaluation crop travels with the frames (ZJU keeps every row, nuScenes 900 -> 896).
+    val_frames.eval_multiple = index.eval_multiple(d.val_split)
     return train, val_frames
