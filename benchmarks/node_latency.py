@@ -2,11 +2,14 @@
 
     python benchmarks/node_latency.py                      # 900x1600, 24 frames at 12 Hz, random student
     python benchmarks/node_latency.py --size 450x800 --frames 48 --checkpoint model.pt --backend onnxruntime
+    python benchmarks/node_latency.py --wait-for-next-radar false   # the node's low-latency pairing
 
 The node runs as its console script (a separate process, as on a vehicle) with the shipped Fast DDS
-profile; this script publishes synthetic-world frames (Image, CameraInfo, radar PointCloud2) at
---rate, records when each depth image comes back, and reads the node's /diagnostics. Latency here is
-publish-to-receive of the depth image (both DDS hops, conversion, pairing, inference, publishing);
+profile; this script publishes synthetic-world frames (Image + CameraInfo at --rate) and radar
+PointCloud2 sweeps at --radar-rate with their own stamps, offset from the camera's (as nuScenes'
+unsynchronised 12 Hz camera / 13 Hz radar are), records when each depth image comes back, and reads the
+node's /diagnostics. Latency here is publish-to-receive of the depth image (both DDS hops, conversion,
+pairing -- including any wait for a radar sweep nearer the image --, inference, publishing);
 the node's overhead is that minus the bare DepthEstimator time of the same frames in this run.
 When inference is slower than the camera the node drops frames (latest frame wins) instead of
 queueing: latency must stay bounded, and the drop count says how many were skipped.
@@ -38,6 +41,11 @@ def parse_args():
     p.add_argument('--size', default='900x1600', help='image HEIGHTxWIDTH (default 900x1600)')
     p.add_argument('--frames', type=int, default=24, help='frames to publish (default 24)')
     p.add_argument('--rate', type=float, default=12.0, help='camera rate in Hz (default 12)')
+    p.add_argument('--radar-rate', type=float, default=13.0, help='radar rate in Hz (default 13)')
+    p.add_argument('--radar-offset', type=float, default=0.021,
+                   help='radar stamp offset from the first image in s (default 0.021; 0 with equal rates = synced)')
+    p.add_argument('--wait-for-next-radar', choices=('true', 'false'), default=None,
+                   help="the node's wait_for_next_radar parameter (default: the params file's)")
     p.add_argument('--checkpoint', default=None, help='checkpoint to run (default: a random student)')
     p.add_argument('--backend', default='torch', choices=('torch', 'onnxruntime'), help='node and bare backend')
     p.add_argument('--threads', type=int, default=0, help='torch threads in the node and bare runs (0 = default)')
@@ -49,6 +57,27 @@ def percentiles(values):
     if not values:
         return None, None
     return float(np.percentile(values, 50)), float(np.percentile(values, 95))
+
+
+def publish_schedule(frames, rate: float, radar_rate: float, radar_offset: float, t0: float = 1000.0) -> list:
+    """(send offset s, kind, stamp, messages) in send order: images at `rate`, radar sweeps at `radar_rate`.
+
+    Each message is sent when its stamp comes due (as a live sensor would); a radar sweep carries the
+    points of the frame nearest its stamp, stamped with its own time, so pairing sees offset stamps.
+    """
+    from ros_helpers import frame_messages
+    duration = len(frames) / rate
+    out = []
+    for i, f in enumerate(frames):
+        image, info, _ = frame_messages(f, t0 + i / rate)
+        out.append((i / rate, 'image', t0 + i / rate, (info, image)))
+    j = 0
+    while radar_offset + j / radar_rate < duration:
+        t = radar_offset + j / radar_rate
+        nearest = frames[min(len(frames) - 1, int(round(t * rate)))]
+        out.append((t, 'radar', t0 + t, frame_messages(nearest, t0 + t)[2]))
+        j += 1
+    return sorted(out, key=lambda e: (e[0], e[1] == 'image'))
 
 
 def main() -> int:
@@ -82,7 +111,7 @@ def main() -> int:
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, qos_profile_sensor_data
-    from ros_helpers import frame_messages, spin_until
+    from ros_helpers import spin_until
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
     q = rotation_to_quaternion(T[:3, :3])
@@ -91,6 +120,8 @@ def main() -> int:
            '-p', f'T_camera_radar.translation:=[{",".join(map(str, T[:3, 3]))}]',
            '-p', f'T_camera_radar.rotation:=[{",".join(map(str, q))}]', '-p', f'torch_threads:={args.threads}',
            '-p', f'backend:={args.backend}']
+    if args.wait_for_next_radar is not None:
+        cmd += ['-p', f'wait_for_next_radar:={args.wait_for_next_radar}']
     log = open(tmp / 'node.log', 'w')
     node_proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     rclpy.init()
@@ -112,15 +143,19 @@ def main() -> int:
             print('the node did not come up; see', tmp / 'node.log')
             return 1
         spin_until(ex, lambda: False, timeout=2.0)          # let the node settle (model loaded at activate)
-        messages = [frame_messages(f, 1000.0 + i / args.rate) for i, f in enumerate(frames)]
+        schedule = publish_schedule(frames, args.rate, args.radar_rate, args.radar_offset)
         start = time.perf_counter()
-        for i, (image, info, radar) in enumerate(messages):
-            due = start + i / args.rate
+        for offset, kind, stamp, msgs in schedule:
+            due = start + offset
             while time.perf_counter() < due:
                 ex.spin_once(timeout_sec=max(0.0, min(0.005, due - time.perf_counter())))
-            for p, m in zip(pubs, (info, radar, image)):
-                p.publish(m)
-            sent[round(1000.0 + i / args.rate, 6)] = time.perf_counter()
+            if kind == 'radar':
+                pubs[1].publish(msgs)
+                continue
+            info, image = msgs
+            pubs[0].publish(info)
+            pubs[2].publish(image)
+            sent[round(stamp, 6)] = time.perf_counter()
         last = time.perf_counter()
         while time.perf_counter() - last < max(5.0, 3 * max(bare) / 1e3):
             n = len(received)
@@ -143,7 +178,9 @@ def main() -> int:
     bare50, bare95 = percentiles(bare)
     overhead = None if lat50 is None else lat50 - bare50
     result = {
-        'size': [h, w], 'rate_hz': args.rate, 'frames_sent': len(sent), 'depth_received': len(received),
+        'size': [h, w], 'rate_hz': args.rate, 'radar_rate_hz': args.radar_rate,
+        'radar_offset_s': args.radar_offset, 'wait_for_next_radar': args.wait_for_next_radar or 'params file',
+        'frames_sent': len(sent), 'depth_received': len(received),
         'dropped': len(sent) - len(received), 'throughput_hz': len(received) / duration if duration > 0 else 0.0,
         'latency_ms_p50': lat50, 'latency_ms_p95': lat95, 'bare_inference_ms_p50': bare50,
         'bare_inference_ms_p95': bare95, 'node_overhead_ms_p50': overhead,
@@ -157,7 +194,8 @@ def main() -> int:
     (out / f'{stem}.json').write_text(json.dumps(result, indent=2))
     fmt = (lambda v: 'n/a' if v is None else f'{v:.1f}')
     table = '\n'.join([
-        f'Node latency at {h}x{w}, {args.rate:g} Hz camera, {len(sent)} frames ({platform.machine()}, CPU, '
+        f'Node latency at {h}x{w}, {args.rate:g} Hz camera, {args.radar_rate:g} Hz radar (stamps offset), '
+        f'{len(sent)} frames ({platform.machine()}, CPU, '
         f'torch threads {torch.get_num_threads()}, backend {args.backend}).', '',
         '| frames sent | depth received | dropped | throughput (Hz) | latency p50 / p95 (ms) | '
         'bare inference p50 / p95 (ms) | node overhead p50 (ms) | goal (ms) |',

@@ -16,11 +16,15 @@ def stamp_msg(seconds: float):
     return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)))
 
 
-def frame_messages(frame, stamp: float, camera_frame='CAM_FRONT', radar_frame='RADAR_FRONT'):
-    """(Image rgb8, CameraInfo, PointCloud2 with x y z rcs vx vy) of a Frame, all stamped `stamp`."""
+def frame_messages(frame, stamp: float, camera_frame='CAM_FRONT', radar_frame='RADAR_FRONT', compressed=False):
+    """(Image rgb8 or PNG CompressedImage, CameraInfo, PointCloud2 with x y z rcs vx vy) of a Frame, all
+    stamped `stamp`."""
     from std_msgs.msg import Header
     cam = Header(stamp=stamp_msg(stamp), frame_id=camera_frame)
-    image = convert.rgb_to_image_msg(frame.image, cam, encoding='rgb8')
+    if compressed:   # PNG: lossless, so the node sees exactly frame.image
+        image = convert.rgb_to_compressed_msg(frame.image, cam, fmt='png')
+    else:
+        image = convert.rgb_to_image_msg(frame.image, cam, encoding='rgb8')
     info = convert.camera_info_msg(frame.K, frame.height, frame.width, cam)
     cols = [frame.radar_fields.index(n) for n in RADAR_FIELDS]
     radar = convert.array_to_pointcloud2(frame.radar[:, cols], RADAR_FIELDS,
@@ -52,8 +56,9 @@ class Harness:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
+        from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import QoSProfile, qos_profile_sensor_data
-        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+        from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
         from xd_rcdepth_core.geometry import rotation_to_quaternion
         from xd_rcdepth_ros.node import DepthNode
@@ -68,7 +73,10 @@ class Harness:
         self.executor.add_node(self.node)
         self.executor.add_node(self.peer)
         base = f'/{name}'
-        self.pub_image = self.peer.create_publisher(Image, f'{base}/input/image', qos_profile_sensor_data)
+        self.compressed = bool(params.get('compressed_image', False))
+        self.image_topic = f'{base}/input/image' + ('/compressed' if self.compressed else '')
+        self.pub_image = self.peer.create_publisher(CompressedImage if self.compressed else Image, self.image_topic,
+                                                    qos_profile_sensor_data)
         self.pub_info = self.peer.create_publisher(CameraInfo, f'{base}/input/camera_info', qos_profile_sensor_data)
         self.pub_radar = self.peer.create_publisher(PointCloud2, f'{base}/input/radar_points', qos_profile_sensor_data)
         self.depth, self.depth_info, self.colored, self.saliency = [], [], [], []
@@ -77,8 +85,14 @@ class Harness:
         self.peer.create_subscription(CameraInfo, f'{base}/output/depth/camera_info',
                                       lambda m: self.depth_info.append(m), q)
         self.peer.create_subscription(Image, f'{base}/output/depth_colored', lambda m: self.colored.append(m), q)
+        self.diagnostics = []   # this node's DiagnosticStatus messages, in order
+        self.peer.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
+        self.name = name
         self.base = base
         self.saliency_sub = None
+
+    def _on_diagnostics(self, msg):
+        self.diagnostics += [s for s in msg.status if s.name.startswith(f'{self.name}:')]
 
     def start(self):
         from rclpy.lifecycle import TransitionCallbackReturn

@@ -209,6 +209,21 @@ def test_camera_info_round_trip_keeps_caller_header():
     np.testing.assert_array_equal(K3, K)
 
 
+def test_depth_camera_info_keeps_the_input_calibration():
+    src = camera_info_msg(K, 480, 640, header(frame='cam'))
+    src.distortion_model, src.d = 'rational_polynomial', [0.1, -0.2, 0.001, 0.002, 0.05, 0.3, -0.1, 0.02]
+    src.binning_x, src.roi.width, src.roi.height = 2, 100, 50
+    out_header = header(frame='depth_frame')
+    out_header.stamp.sec = 99
+    msg = convert.depth_camera_info(src, out_header)
+    assert msg.distortion_model == 'rational_polynomial' and list(msg.d) == list(src.d)
+    assert (msg.height, msg.width, msg.binning_x, msg.roi.width, msg.roi.height) == (480, 640, 2, 100, 50)
+    np.testing.assert_array_equal(msg.k, src.k)
+    np.testing.assert_array_equal(msg.p, src.p)
+    assert msg.header.frame_id == 'depth_frame' and msg.header.stamp.sec == 99
+    assert src.header.frame_id == 'cam'                 # the input is not modified
+
+
 def test_camera_info_binning_and_roi():
     msg = camera_info_msg(K, 480, 640)
     msg.binning_x = msg.binning_y = 2
@@ -472,11 +487,42 @@ def test_pointcloud_probe_rejects_a_byte_order_blind_reader_and_routes_a_right_o
     for m in clouds:
         np.testing.assert_array_equal(good.pointcloud2_to_array(m, ('x', 'y', 'z'))[0],
                                       pointcloud2_to_array(m, ('x', 'y', 'z'), backend='numpy')[0])
-    assert len(used) == 2
+    native = [m for m in clouds if bool(m.is_bigendian) == (sys.byteorder == 'big')]
+    assert len(used) == len(native) == 1  # a foreign byte order: always the numpy reader
     rows = [struct.pack('<6f', *range(r * 6, r * 6 + 6)) + b'\xee' * 4 for r in range(2)]
     padded = cloud(XYZ32, 12, b''.join(rows), 2, row_step=28, height=2)
     good.pointcloud2_to_array(padded)
-    assert len(used) == 2  # row padding: always the numpy reader
+    assert len(used) == 1  # row padding: always the numpy reader
+
+
+def _upstream_read_points(cloud, field_names=None, skip_nans=False):
+    """What sensor_msgs_py.point_cloud2.read_points (Jazzy) does, reduced to the probe's needs: a view of
+    cloud.data in native dtypes, the requested fields, then byteswap(inplace=True) when the cloud's byte
+    order is not the host's -- which swaps the message's own buffer."""
+    dtype = np.dtype({'names': [f.name for f in cloud.fields],
+                      'formats': [convert.POINTFIELD_DTYPES[f.datatype] for f in cloud.fields],
+                      'offsets': [f.offset for f in cloud.fields], 'itemsize': cloud.point_step})
+    points = np.ndarray((cloud.width * cloud.height,), dtype=dtype, buffer=cloud.data)
+    if field_names is not None:
+        points = points[list(field_names)]
+    if (sys.byteorder != 'little') != bool(cloud.is_bigendian):
+        points = points.byteswap(inplace=True)
+    return points
+
+
+def test_pointcloud_probe_accepts_upstream_in_place_swap_and_never_lets_it_touch_a_message(monkeypatch):
+    good = _load_private_convert(monkeypatch, read_points=_upstream_read_points)
+    assert good.POINTCLOUD_BACKEND == 'sensor_msgs_py', good.BACKEND_NOTES['pointcloud']
+    _, clouds = _equality_messages()
+    names = ('x', 'y', 'z', 'rcs', 'id')
+    for m in clouds:
+        before = bytes(m.data)
+        want = pointcloud2_to_array(m, names, backend='numpy')
+        for _ in range(2):                          # the same message twice, as multi-sweep pairing does
+            got = good.pointcloud2_to_array(m, names)
+            np.testing.assert_array_equal(got[0], want[0])
+            assert got[1] == want[1]
+        assert bytes(m.data) == before, 'a reader changed the message buffer'
 
 
 # ------------------------------------------------------------------------------------------ loopback DDS

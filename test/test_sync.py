@@ -186,7 +186,7 @@ def test_camera_info_latest_or_matched():
     strict.add_radar(1.077, 'r2')
     assert strict.add_image(1.0, 'img') is None  # waits for its camera_info
     assert strict.add_camera_info(1.0, 'info').camera_info.msg == 'info'
-    assert strict.add_image(1.08, 'img2') is None
+    assert strict.add_image(1.12, 'img2') is None   # 43 ms after r2, more than half a radar period
     strict.add_camera_info(1.5, 'far_info')  # stamped past image + tolerance: no match will come
     assert strict.stats.pending_images == 1  # ... but the radar choice is not final yet
     assert strict.add_radar(1.154, 'r3') is None
@@ -265,3 +265,71 @@ def test_images_pending_at_a_time_jump_are_settled_not_lost():
     assert pairer.take_latest().radar.msg == 'r_old'
     assert pairer.add_image(0.01, 'img_new') is None  # the image stream's own jump: no second reset
     assert pairer.flush().radar.msg == 'r_new' and pairer.stats.time_jumps == 1
+
+
+def test_an_image_near_the_newest_sweep_pairs_at_once_when_no_later_sweep_can_be_nearer():
+    pairer = RadarImagePairer(tolerance=0.08)
+    pairer.add_radar(10.000, 'r0')
+    pairer.add_radar(10.077, 'r1')                          # 13 Hz: the next sweep is ~10.154
+    pairer.add_camera_info(10.090, 'info_near')
+    pair = pairer.add_image(10.090, 'near')                  # 13 ms after r1: 10.154 cannot be nearer
+    assert pair is not None and pair.radar.msg == 'r1' and pair.camera_info.msg == 'info_near'
+    assert pairer.add_image(10.120, 'far') is None           # 43 ms after r1: 10.154 may be nearer
+    assert pairer.add_camera_info(10.120, 'info_far') is None
+    assert pairer.add_radar(10.154, 'r2').radar.msg == 'r2'
+    # The image's own camera_info may land after it (another topic): an early pair waits for it.
+    assert pairer.add_image(10.170, 'late_info') is None     # 16 ms after r2, but its info is not in
+    pair = pairer.add_camera_info(10.170, 'info_late')
+    assert pair.radar.msg == 'r2' and pair.camera_info.msg == 'info_late'
+    single = RadarImagePairer(tolerance=0.08)                # one sweep: the radar period is unknown
+    single.add_radar(10.0, 'r0')
+    assert single.add_image(10.001, 'img') is None
+
+
+def test_waiting_for_the_nearest_radar_costs_at_most_half_a_radar_period():
+    cam, radar, events = streams(duration=20.0, seed=4)
+    rng = np.random.default_rng(5)   # each image's camera_info lands within 2 ms of it, before or after
+    events = sorted(events + [(a + rng.uniform(-0.002, 0.002), 'info', t) for a, k, t in events if k == 'image'])
+    pairer = RadarImagePairer(tolerance=0.08)
+    on_arrival, waits, pending = 0, [], {}
+    for arrival, kind, t in events:
+        if kind == 'image':
+            pending[t] = arrival
+            if pairer.add_image(t, t) is not None:
+                on_arrival += 1
+        elif kind == 'info':
+            pairer.add_camera_info(t, t)
+        else:
+            pairer.add_radar(t, t)
+        pair = pairer.take_latest()
+        if pair is not None:
+            waits.append(arrival - pending.pop(pair.stamp))
+    want = expected_nearest(cam, radar, 0.08)
+    prompt = sum(w <= 0.0025 for w in waits)                 # paired on arrival, or with their info
+    assert prompt >= 0.35 * cam.size, prompt                  # about half need not wait for radar at all
+    # The others wait for the next sweep: at most half a period (38 ms) + its transport (<= 25 ms).
+    assert max(waits) < 0.5 / 13 + 0.025 + 0.004 and np.median(waits) < 0.02
+    assert len(waits) == cam.size and pairer.stats.paired == cam.size
+    assert all(r is not None for r in want.values())
+    assert on_arrival < cam.size                              # some images did get their info late
+
+
+def test_tolerance_at_either_end_of_the_node_range_is_valid():
+    for tol in (0.001, 1.0):   # the node's sync_tolerance range: history and time_jump follow it
+        pairer = RadarImagePairer(tolerance=tol)
+        assert pairer.time_jump > tol and pairer.history >= tol
+        pairer.add_radar(5.0, 'r')
+        assert pairer.add_image(5.0, 'img').radar.msg == 'r'
+
+
+def test_retune_applies_to_pending_images_and_refuses_bad_values():
+    pairer = RadarImagePairer(tolerance=0.05)
+    pairer.add_radar(1.0, 'r0')
+    assert pairer.add_image(1.03, 'img') is None              # waiting for a possibly nearer sweep
+    pair = pairer.retune(wait_for_next_radar=False)            # no waiting now: settled at once
+    assert pair is not None and pair.radar.msg == 'r0'
+    pairer.retune(tolerance=0.2, radar_sweeps=2)
+    assert (pairer.tolerance, pairer.radar_sweeps, pairer.wait_for_next_radar) == (0.2, 2, False)
+    with pytest.raises(ValueError, match='tolerance'):
+        pairer.retune(tolerance=0.0)
+    assert pairer.tolerance == 0.2                              # unchanged after a refused retune

@@ -9,7 +9,9 @@ Backends, chosen once at import:
   encoding set (yuv422, bayer_*), which image_to_rgb then accepts.
 - Reading point clouds: ``sensor_msgs_py.point_cloud2.read_points`` when importable and it agrees with the
   numpy reader on a probe cloud (big-endian float64, int8/uint16 fields, padding); it is used only for
-  clouds without row padding. Everything else goes through the numpy reader.
+  clouds without row padding and in the host's byte order. Everything else goes through the numpy reader:
+  upstream read_points byte-swaps a foreign-order cloud *in place in the message buffer*, so reading the
+  same message twice (multi-sweep accumulation, a bag tool) would give garbage the second time.
 - Building messages is always numpy (a few lines, exact, no dependency).
 
 ``IMAGE_BACKEND`` / ``POINTCLOUD_BACKEND`` name the backend in use and ``BACKEND_NOTES`` says why (for the
@@ -243,13 +245,15 @@ def _probe_sensor_msgs_py():
         pts = np.zeros(3, dt)
         pts['x'], pts['y'], pts['z'] = [1.5, -2, 3e3], [0, 1, 2], [-1, 0, 1]
         pts['rcs'], pts['id'] = [-7, 0, 100], [1, 300, 65535]
-        msg = _probe_cloud(pts, big_endian=True)
         names = ['x', 'y', 'z', 'rcs', 'id']
-        ours = _numpy_read_fields(msg, _cloud_fields(msg), names).reshape(-1)
-        theirs = np.asarray(point_cloud2.read_points(msg, field_names=names, skip_nans=False)).reshape(-1)
-        if not all(np.array_equal(ours[n].astype(np.float64), theirs[n].astype(np.float64)) for n in names):
-            BACKEND_NOTES['pointcloud'] = 'sensor_msgs_py importable but disagrees with the numpy reader'
-            return None
+        for big_endian in (True, False):  # a foreign byte order proves it reads byte order at all
+            msg = _probe_cloud(pts, big_endian=big_endian)
+            # A copy: upstream swaps a foreign-order buffer in place, under any view of it.
+            ours = np.array(_numpy_read_fields(msg, _cloud_fields(msg), names).reshape(-1))
+            theirs = np.array(point_cloud2.read_points(msg, field_names=names, skip_nans=False)).reshape(-1)
+            if not all(np.array_equal(ours[n].astype(np.float64), theirs[n].astype(np.float64)) for n in names):
+                BACKEND_NOTES['pointcloud'] = 'sensor_msgs_py importable but disagrees with the numpy reader'
+                return None
         return point_cloud2
     except Exception as exc:
         BACKEND_NOTES['pointcloud'] = f'sensor_msgs_py unusable: {type(exc).__name__}: {exc}'
@@ -381,8 +385,11 @@ def pointcloud2_to_array(msg, field_names: Sequence[str] = XYZ,
 
 
 def _read_points(msg, layout: dict, names: list, backend: str) -> np.ndarray:
-    # sensor_msgs_py only for clouds without row padding: that is the layout its reader was probed on.
-    if backend == 'sensor_msgs_py' and int(msg.row_step) == int(msg.point_step) * int(msg.width) and names:
+    # sensor_msgs_py only for clouds without row padding (the layout its reader was probed on) and in the
+    # host's byte order: for any other order it byte-swaps the message's own buffer in place.
+    native = bool(msg.is_bigendian) == (sys.byteorder == 'big')
+    unpadded = int(msg.row_step) == int(msg.point_step) * int(msg.width)
+    if backend == 'sensor_msgs_py' and native and unpadded and names:
         return np.asarray(_POINT_CLOUD2.read_points(msg, field_names=names, skip_nans=False))
     return _numpy_read_fields(msg, layout, names)
 
@@ -529,6 +536,19 @@ def camera_info_msg(K: np.ndarray, height: int, width: int, header: Optional[Hea
     P[:, :3] = K
     return CameraInfo(header=out_header, height=int(height), width=int(width), distortion_model='plumb_bob',
                       d=[0.0] * 5, k=K.reshape(-1), r=np.eye(3).reshape(-1), p=P.reshape(-1))
+
+
+def depth_camera_info(info: CameraInfo, header: Optional[Header] = None) -> CameraInfo:
+    """The CameraInfo of a depth image pixel-aligned with the image `info` describes: the same calibration.
+
+    The depth is computed on the image as received (the node does not rectify), so its pixels carry the
+    input's distortion model, D, R, P, binning and ROI; only the header becomes the depth image's.
+    """
+    src = _header(header)
+    return CameraInfo(header=Header(stamp=src.stamp, frame_id=src.frame_id), height=int(info.height),
+                      width=int(info.width), distortion_model=info.distortion_model, d=list(info.d),
+                      k=list(info.k), r=list(info.r), p=list(info.p), binning_x=int(info.binning_x),
+                      binning_y=int(info.binning_y), roi=info.roi)
 
 
 def array_to_pointcloud2(arr: np.ndarray, field_names: Sequence[str],

@@ -1,4 +1,4 @@
-"""Counters and latency statistics of the node, and their /diagnostics message.
+"""Counters and latency statistics of the node, its per-reason warning throttle, and the /diagnostics message.
 
 diagnostic_updater is not installable everywhere (pip ROS 2), the message type is: the node fills a
 DiagnosticArray itself once per `diagnostics_period`.
@@ -11,9 +11,13 @@ from collections import Counter, deque
 
 import numpy as np
 
+# Images arriving this long without a depth published (or no image for this long) is a fault, not a
+# start-up transient: a radar topic that died, stamps that never pair, every message malformed.
+STALL_S = 5.0
+
 
 class NodeStats:
-    """Thread-safe counts (inputs, drops, bad messages by reason) and a window of latencies."""
+    """Thread-safe counts (inputs, drops, bad messages by reason), event times and a window of latencies."""
 
     def __init__(self, window: int = 200):
         self._lock = threading.Lock()
@@ -22,15 +26,24 @@ class NodeStats:
         self._latency = {}                 # name -> deque of ms
         self._window = window
         self._arrivals = {}                # topic -> deque of arrival times (for rates)
+        self._first, self._last = {}, {}   # count key -> monotonic time of its first / last event
+        self._reported_problems = 0
         self.started = time.monotonic()
+
+    def _event(self, key: str) -> None:
+        now = time.monotonic()
+        self._first.setdefault(key, now)
+        self._last[key] = now
 
     def count(self, key: str, n: int = 1) -> None:
         with self._lock:
             self.counts[key] += n
+            self._event(key)
 
     def arrived(self, topic: str) -> None:
         with self._lock:
             self.counts[f'{topic}_in'] += 1
+            self._event(f'{topic}_in')
             self._arrivals.setdefault(topic, deque(maxlen=100)).append(time.monotonic())
 
     def bad_message(self, reason: str) -> int:
@@ -41,6 +54,25 @@ class NodeStats:
     def latency(self, name: str, ms: float) -> None:
         with self._lock:
             self._latency.setdefault(name, deque(maxlen=self._window)).append(float(ms))
+
+    def since_first(self, key: str) -> float | None:
+        """Seconds since the first `key` event (None: never)."""
+        with self._lock:
+            t = self._first.get(key)
+        return None if t is None else time.monotonic() - t
+
+    def since_last(self, key: str) -> float | None:
+        """Seconds since the last `key` event (None: never)."""
+        with self._lock:
+            t = self._last.get(key)
+        return None if t is None else time.monotonic() - t
+
+    def new_problems(self) -> int:
+        """Bad messages plus images without radar since the previous call (for the WARN level)."""
+        with self._lock:
+            total = sum(self.bad.values()) + self.counts.get('unpaired_no_radar', 0)
+            new, self._reported_problems = total - self._reported_problems, total
+        return new
 
     def rate(self, topic: str) -> float:
         with self._lock:
@@ -61,9 +93,62 @@ class NodeStats:
             return {'counts': dict(self.counts), 'bad': dict(self.bad)}
 
 
-def diagnostic_array(node_name: str, stats: NodeStats, device: str, stamp, hardware_id: str = ''):
-    """DiagnosticArray with one status: OK, WARN when inputs are missing or bad, ERROR when none work."""
+class WarnThrottle:
+    """At most one warning per reason and period.
+
+    rclpy's `throttle_duration_sec` throttles per call site: one `_bad()` helper logging every kind of
+    bad input would print only the first kind of each period and hide the others.
+    """
+
+    def __init__(self, period_s: float = 5.0):
+        self.period_s = float(period_s)
+        self._last = {}
+        self._lock = threading.Lock()
+
+    def ready(self, reason: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(reason)
+            if last is not None and now - last < self.period_s:
+                return False
+            self._last[reason] = now
+            return True
+
+
+def health(stats: NodeStats, model_loaded: bool, stall_s: float = STALL_S) -> tuple:
+    """(level, message) of the node, from the worst condition down:
+
+    ERROR  the model is not loaded (node not active), or images have arrived for stall_s and more but
+           no depth was published in the last stall_s (radar never pairs, every frame bad ...).
+    WARN   no image yet or none for stall_s; images arrive but no depth yet; or bad messages / images
+           without radar since the previous report.
+    OK     publishing depth.
+    """
+    from diagnostic_msgs.msg import DiagnosticStatus
+    problems = stats.new_problems()
+    if not model_loaded:
+        return DiagnosticStatus.ERROR, 'model not loaded (node not active): no depth is published'
+    image_age, images_for = stats.since_last('image_in'), stats.since_first('image_in')
+    published_age = stats.since_last('published')
+    if image_age is None:
+        return DiagnosticStatus.WARN, 'no image received yet'
+    if image_age > stall_s:
+        return DiagnosticStatus.WARN, f'no image for {image_age:.1f} s'
+    if published_age is None or published_age > stall_s:
+        if images_for > stall_s:
+            return DiagnosticStatus.ERROR, (f'images arrive but no depth published for {stall_s:.0f} s '
+                                            '(see unpaired_no_radar and bad_* counts)')
+        return DiagnosticStatus.WARN, 'images arrive but no depth published yet'
+    if problems:
+        return DiagnosticStatus.WARN, f'publishing depth; {problems} input(s) dropped since the last report'
+    return DiagnosticStatus.OK, 'publishing depth'
+
+
+def diagnostic_array(node_name: str, stats: NodeStats, device: str, stamp, hardware_id: str = '',
+                     model_loaded: bool = True, stall_s: float = STALL_S):
+    """DiagnosticArray with one status (level and message from `health`) and every counter as a value."""
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+    level, message = health(stats, model_loaded, stall_s)
     snap = stats.snapshot()
     counts, bad = snap['counts'], snap['bad']
     values = {
@@ -81,14 +166,6 @@ def diagnostic_array(node_name: str, stats: NodeStats, device: str, stamp, hardw
         if p is not None:
             values[f'{name}_latency_p50_ms'] = f'{p[0]:.1f}'
             values[f'{name}_latency_p95_ms'] = f'{p[1]:.1f}'
-    published = counts.get('published', 0)
-    level, message = DiagnosticStatus.OK, 'publishing depth'
-    if counts.get('image_in', 0) == 0:
-        level, message = DiagnosticStatus.WARN, 'no image received yet'
-    elif published == 0:
-        level, message = DiagnosticStatus.WARN, 'images arrive but no depth published yet (see unpaired/bad counts)'
-    elif sum(bad.values()) or counts.get('unpaired_no_radar', 0):
-        level, message = DiagnosticStatus.WARN, 'publishing depth; some inputs were dropped (see counts)'
     status = DiagnosticStatus(level=level, name=f'{node_name}: depth estimation', message=message,
                               hardware_id=hardware_id,
                               values=[KeyValue(key=k, value=v) for k, v in values.items()])

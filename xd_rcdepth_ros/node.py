@@ -4,13 +4,16 @@ Topics (private; change them by remapping):
   in   ~/input/image (sensor_msgs/Image) or ~/input/image/compressed (CompressedImage, `compressed_image`)
        ~/input/camera_info (CameraInfo), ~/input/radar_points (PointCloud2: x, y, z [+ rcs, vx, vy])
   out  ~/output/depth (32FC1 metres, NaN invalid, header = input image header)
-       ~/output/depth/camera_info, ~/output/depth_colored (bgr8), ~/output/points (optional PointCloud2)
-       ~/debug/saliency_overlay (bgr8 Grad-CAM over the image; computed only while subscribed)
-       /diagnostics (DiagnosticArray)
+       ~/output/depth/camera_info (the input's calibration), ~/output/depth_colored (bgr8),
+       ~/output/points (optional PointCloud2), ~/debug/saliency_overlay (bgr8 Grad-CAM over the image;
+       computed only while subscribed), /diagnostics (DiagnosticArray), /tf_static (the static
+       T_camera_radar, when `publish_static_tf` and tf2_msgs is importable)
 
-Lifecycle: configure = read and validate parameters, check the checkpoint, create publishers and
-extrinsics; activate = load the model onto the device, subscribe, start the inference worker;
-deactivate = unsubscribe, stop the worker, free GPU memory. `autostart` (default true) drives
+Lifecycle: configure = read and validate every parameter (device and precision included), check the
+checkpoint, then create the pairer, publishers and extrinsics (a failure removes what was made);
+activate = load the model onto the device, subscribe, start the inference worker; deactivate =
+unsubscribe, stop the worker (which releases the model after its last frame); cleanup = drop
+publishers, pairer and TF listener; shutdown / error = all of it. `autostart` (default true) drives
 configure + activate from main(), so `ros2 run` and launch users need nothing else.
 
 Inference runs in one worker thread fed by a latest-frame-wins pairer: subscription callbacks only
@@ -19,36 +22,67 @@ All maths lives in xd_rcdepth_core (DepthEstimator) and in convert.py / sync.py.
 """
 from __future__ import annotations
 
+import copy
+import sys
 import threading
 import time
 
 import numpy as np
 import rclpy
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import (QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy,
+                       qos_profile_sensor_data)
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from . import convert
-from .diagnostics import NodeStats, diagnostic_array
-from .extrinsics import make_extrinsics
-from .params import declare_all, read_settings
+from .diagnostics import NodeStats, WarnThrottle, diagnostic_array
+from .extrinsics import StaticExtrinsics, make_extrinsics
+from .params import (BY_NAME, ParameterError, check_compute, coerce_floats, declare_all, float_problem,
+                     read_settings)
 from .resources import apply_fastdds_profile
 from .sync import RadarImagePairer, stamp_to_seconds
 
 RADAR_FIELDS = ('x', 'y', 'z', 'rcs', 'vx', 'vy')
-# Publishers: reliable with an explicit depth (REP-2003 advice; Fast DDS' default depth is 1).
-OUTPUT_QOS = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
 # An image waiting this long (wall time) with no new input is settled (end of a bag, dead radar).
 IDLE_FLUSH_S = 0.5
 
 
+def sensor_qos() -> QoSProfile:
+    """A fresh sensor-data profile (best effort, keep last 5) for ONE subscription.
+
+    Fresh on purpose: rclpy's QoS overriding writes the overridden policies into the very profile object
+    it is given, so a shared profile (let alone rclpy's global qos_profile_sensor_data) would carry one
+    topic's override to every other topic, and to every later user of that object in the process.
+    """
+    return copy.copy(qos_profile_sensor_data)
+
+
+def output_qos() -> QoSProfile:
+    """A fresh profile for ONE publisher: reliable, explicit depth (REP-2003; Fast DDS' default depth is 1)."""
+    return QoSProfile(history=QoSHistoryPolicy.KEEP_LAST, depth=5, reliability=QoSReliabilityPolicy.RELIABLE,
+                      durability=QoSDurabilityPolicy.VOLATILE)
+
+
+def describe_qos(q: QoSProfile) -> str:
+    return (f'{q.reliability.name.lower()}, {q.durability.name.lower()}, '
+            f'{q.history.name.lower()} depth {q.depth}')
+
+
 class DepthNode(LifecycleNode):
+    # Longest wait at deactivate for the frame in flight; past it the worker releases the model itself.
+    WORKER_JOIN_TIMEOUT_S = 5.0
+
     def __init__(self, node_name: str = 'xd_rcdepth', **kwargs):
         super().__init__(node_name, **kwargs)
-        declare_all(self)
+        declare_all(self)                                       # ParameterError names a bad override
+        self.add_pre_set_parameters_callback(coerce_floats)     # -p max_depth:=80 is a float
+        self.add_on_set_parameters_callback(self._check_parameter_change)
+        self.add_post_set_parameters_callback(self._apply_parameter_change)
         self.stats = NodeStats()
+        self._throttle = WarnThrottle(5.0)
         self.settings = None
         self.estimator = None
         self.pairer = None
@@ -61,39 +95,46 @@ class DepthNode(LifecycleNode):
         self._last_saliency = 0.0
         self._warned_missing = set()
         self._last_unpaired = 0
+        self._device = None
+        self._hardware_id = ''
+        self._tf_static = None             # /tf_static publisher (publish_static_tf, tf2_msgs importable)
+        self._tf_static_sent = None        # (camera frame, radar frame, T) last published
+        self.tf_static_note = ''
+
+    def _param(self, name: str):
+        return self.get_parameter(name).value
 
     # ------------------------------------------------------------------ lifecycle transitions
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         log = self.get_logger()
-        try:
-            self.settings = read_settings(lambda name: self.get_parameter(name).value)
+        try:  # validate everything before creating anything
+            s = read_settings(self._param)
+            device = check_compute(s)
+            pairer = self._make_pairer(s)
             from xd_rcdepth_core.models.checkpoint import read_checkpoint
-            read_checkpoint(self.settings.checkpoint)   # fails early on a missing or foreign file
-        except (ValueError, FileNotFoundError, OSError) as exc:
+            try:
+                read_checkpoint(s.checkpoint)   # fails early on a missing or foreign file
+            except (ValueError, OSError) as exc:
+                raise ParameterError(f"parameter 'checkpoint' = {s.checkpoint!r}: {exc}") from None
+        except ParameterError as exc:
             log.error(f'configure failed: {exc}')
             return TransitionCallbackReturn.FAILURE
-        s = self.settings
-        opts = QoSOverridingOptions.with_default_policies
-        self._pubs = {
-            'depth': self.create_lifecycle_publisher(Image, '~/output/depth', OUTPUT_QOS,
-                                                     qos_overriding_options=opts()),
-            'depth_info': self.create_lifecycle_publisher(CameraInfo, '~/output/depth/camera_info', OUTPUT_QOS,
-                                                          qos_overriding_options=opts()),
-            'colored': self.create_lifecycle_publisher(Image, '~/output/depth_colored', OUTPUT_QOS,
-                                                       qos_overriding_options=opts()),
-            'saliency': self.create_lifecycle_publisher(Image, '~/debug/saliency_overlay', OUTPUT_QOS,
-                                                        qos_overriding_options=opts()),
-        }
-        if s.points_enabled:
-            self._pubs['points'] = self.create_lifecycle_publisher(PointCloud2, '~/output/points', OUTPUT_QOS,
-                                                                   qos_overriding_options=opts())
-        from diagnostic_msgs.msg import DiagnosticArray
-        self._pubs['diagnostics'] = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._diag_timer = self.create_timer(s.diagnostics_period, self._publish_diagnostics)
-        self._extrinsics = make_extrinsics(self, s.use_tf, s.T_camera_radar, s.tf_timeout)
-        self.pairer = RadarImagePairer(tolerance=s.sync_tolerance, radar_sweeps=s.radar_sweeps)
-        log.info(f'configured: checkpoint {s.checkpoint}, extrinsics from {self._extrinsics.source}, '
-                 f'image backend {convert.IMAGE_BACKEND}, point cloud backend {convert.POINTCLOUD_BACKEND}')
+        try:
+            self.settings, self.pairer, self._device = s, pairer, device
+            self._create_publishers(s)
+            self._extrinsics = make_extrinsics(self, s.use_tf, s.T_camera_radar, s.tf_timeout)
+            self._diag_timer = self.create_timer(s.diagnostics_period, self._publish_diagnostics)
+        except Exception as exc:  # e.g. an invalid QoS override: leave nothing behind
+            what = str(exc) if isinstance(exc, ParameterError) else f'{type(exc).__name__}: {exc}'
+            log.error(f'configure failed: {what}')
+            self._teardown()
+            return TransitionCallbackReturn.FAILURE
+        log.info(f'configured: checkpoint {s.checkpoint}, device {s.device} -> {device}, extrinsics from '
+                 f'{self._extrinsics.source}, image backend {convert.IMAGE_BACKEND}, point cloud backend '
+                 f'{convert.POINTCLOUD_BACKEND}, pairing: tolerance {s.sync_tolerance} s, '
+                 f'wait_for_next_radar {s.wait_for_next_radar}')
+        if self.tf_static_note:
+            log.info(self.tf_static_note)
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -103,73 +144,159 @@ class DepthNode(LifecycleNode):
         try:
             if s.torch_threads:
                 torch.set_num_threads(s.torch_threads)
-            self.estimator = DepthEstimator.from_checkpoint(s.checkpoint, device=s.device, precision=s.precision,
-                                                            max_depth=s.max_depth, input_size=s.input_size,
-                                                            backend=s.backend, threads=s.torch_threads or None)
+            estimator = DepthEstimator.from_checkpoint(s.checkpoint, device=s.device, precision=s.precision,
+                                                       max_depth=s.max_depth, input_size=s.input_size,
+                                                       backend=s.backend, threads=s.torch_threads or None)
         except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
             log.error(f'activate failed: cannot load the model: {exc}')
             return TransitionCallbackReturn.FAILURE
-        log.info(f'model {type(self.estimator.model).__name__} on {self.estimator.device} '
-                 f'({s.precision}, torch threads {torch.get_num_threads()}), backend {self.estimator.backend_info}')
+        try:
+            self._subscribe()
+        except Exception as exc:  # an invalid QoS override of a subscription
+            log.error(f'activate failed: cannot subscribe: {exc}')
+            self._unsubscribe()
+            estimator.release()
+            return TransitionCallbackReturn.FAILURE
+        self.estimator = estimator
+        dev = estimator.device
+        self._hardware_id = str(dev) + (f' ({torch.cuda.get_device_name(dev)})' if dev.type == 'cuda' else '')
+        log.info(f'model {type(estimator.model).__name__} on {self._hardware_id} '
+                 f'({s.precision}, torch threads {torch.get_num_threads()}), backend {estimator.backend_info}')
         if s.backend != 'torch':
             log.info(f'backend {s.backend}: ~/debug/saliency_overlay (Grad-CAM) runs the torch model, '
                      'only while subscribed')
-        self._subscribe()
-        self._stop.clear()
-        self._worker = threading.Thread(target=self._work, name='xd_rcdepth_inference', daemon=True)
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, args=(estimator, self.pairer, self._stop),
+                                        name='xd_rcdepth_inference', daemon=True)
         self._worker.start()
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._unsubscribe()
         self._stop_worker()
-        if self.estimator is not None:
-            self.estimator.release()
-            self.estimator = None
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._teardown_publishers()
+        self._teardown()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._unsubscribe()
         self._stop_worker()
-        self._teardown_publishers()
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        # A transition raised: undo everything so the node is cleanly unconfigured again.
+        self.get_logger().error(f'error in a transition from {state.label}: cleaning up to unconfigured')
+        self.on_shutdown(state)
         return TransitionCallbackReturn.SUCCESS
 
     # ------------------------------------------------------------------ wiring
+    def _make_pairer(self, s) -> RadarImagePairer:
+        try:
+            return RadarImagePairer(tolerance=s.sync_tolerance, radar_sweeps=s.radar_sweeps,
+                                    wait_for_next_radar=s.wait_for_next_radar)
+        except ValueError as exc:
+            raise ParameterError(f"parameters 'sync_tolerance' / 'radar_sweeps': {exc}") from None
+
+    def _create_publishers(self, s) -> None:
+        opts = QoSOverridingOptions.with_default_policies
+        outputs = {'depth': (Image, '~/output/depth'), 'depth_info': (CameraInfo, '~/output/depth/camera_info'),
+                   'colored': (Image, '~/output/depth_colored'), 'saliency': (Image, '~/debug/saliency_overlay')}
+        if s.points_enabled:
+            outputs['points'] = (PointCloud2, '~/output/points')
+        for key, (msg_type, topic) in outputs.items():
+            self._pubs[key] = self._with_qos_overrides(
+                'publisher', topic, lambda: self.create_lifecycle_publisher(msg_type, topic, output_qos(),
+                                                                            qos_overriding_options=opts()))
+        from diagnostic_msgs.msg import DiagnosticArray
+        self._pubs['diagnostics'] = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._create_tf_static(s)
+        for pub in [p for p in self._pubs.values()] + ([self._tf_static] if self._tf_static else []):
+            self.get_logger().info(f'QoS publisher {pub.topic_name}: {describe_qos(pub.qos_profile)}')
+
+    def _create_tf_static(self, s) -> None:
+        self.tf_static_note = ''
+        if not s.publish_static_tf or s.use_tf:
+            return
+        try:
+            from tf2_msgs.msg import TFMessage
+        except ImportError:
+            self.tf_static_note = ('publish_static_tf: tf2_msgs is not importable (pip ROS 2?), so T_camera_radar '
+                                   'is not published on /tf_static; RViz needs a TF from the radar frame to '
+                                   'the camera frame to place the radar cloud')
+            return
+        # As tf2_ros.StaticTransformBroadcaster: reliable, transient local, depth 1 (late joiners get it).
+        qos = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
+                         durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+        self._tf_static = self.create_publisher(TFMessage, '/tf_static', qos)
+        self._tf_static_sent = None
+
+    def _publish_tf_static(self, camera_frame: str, radar_frame: str, T: np.ndarray) -> None:
+        """Latch the static radar->camera transform the node uses, once per change of frames or T."""
+        key = (camera_frame, radar_frame, T.tobytes())
+        if self._tf_static is None or self._tf_static_sent == key or not camera_frame or not radar_frame:
+            return
+        from geometry_msgs.msg import TransformStamped
+        from tf2_msgs.msg import TFMessage
+        from xd_rcdepth_core.geometry import rotation_to_quaternion
+        tf = TransformStamped()
+        tf.header.stamp = self.get_clock().now().to_msg()
+        tf.header.frame_id, tf.child_frame_id = camera_frame, radar_frame   # parent <- child = T_camera_radar
+        tf.transform.translation.x, tf.transform.translation.y, tf.transform.translation.z = \
+            (float(v) for v in T[:3, 3])
+        w, x, y, z = (float(v) for v in rotation_to_quaternion(T[:3, :3]))
+        tf.transform.rotation.w, tf.transform.rotation.x, tf.transform.rotation.y, tf.transform.rotation.z = \
+            w, x, y, z
+        self._tf_static.publish(TFMessage(transforms=[tf]))
+        self._tf_static_sent = key
+
     def _subscribe(self) -> None:
         s, log = self.settings, self.get_logger()
         opts = QoSOverridingOptions.with_default_policies
         if s.compressed_image:
-            image_sub = self.create_subscription(CompressedImage, '~/input/image/compressed', self._on_image,
-                                                 qos_profile_sensor_data, qos_overriding_options=opts())
+            image = (CompressedImage, '~/input/image/compressed')
         else:
-            image_sub = self.create_subscription(Image, '~/input/image', self._on_image, qos_profile_sensor_data,
-                                                 qos_overriding_options=opts())
-        info_sub = self.create_subscription(CameraInfo, '~/input/camera_info', self._on_camera_info,
-                                            qos_profile_sensor_data, qos_overriding_options=opts())
-        radar_sub = self.create_subscription(PointCloud2, '~/input/radar_points', self._on_radar,
-                                             qos_profile_sensor_data, qos_overriding_options=opts())
-        self._subs = [image_sub, info_sub, radar_sub]
-        for sub in self._subs:
-            q = sub.qos_profile
-            log.info(f'subscribed {sub.topic_name}: reliability {q.reliability.name}, '
-                     f'durability {q.durability.name}, depth {q.depth}')
+            image = (Image, '~/input/image')
+        for (msg_type, topic), callback in ((image, self._on_image),
+                                            ((CameraInfo, '~/input/camera_info'), self._on_camera_info),
+                                            ((PointCloud2, '~/input/radar_points'), self._on_radar)):
+            self._subs.append(self._with_qos_overrides(
+                'subscription', topic, lambda: self.create_subscription(msg_type, topic, callback, sensor_qos(),
+                                                                        qos_overriding_options=opts())))
+        for sub in self._subs:   # what each entity really got, overrides applied
+            log.info(f'QoS subscription {sub.topic_name}: {describe_qos(sub.qos_profile)}')
+
+    def _with_qos_overrides(self, kind: str, topic: str, create):
+        """create(), with a bad qos_overrides.* value reported under its parameter's name."""
+        try:
+            return create()
+        except (RuntimeError, ValueError, TypeError) as exc:   # rclpy: 'Unexpected QoS override ...'
+            raise ParameterError(f"parameter 'qos_overrides.{self.resolve_topic_name(topic)}.{kind}.*': "
+                                 f'{exc}') from None
 
     def _unsubscribe(self) -> None:
         for sub in self._subs:
             self.destroy_subscription(sub)
         self._subs = []
 
-    def _stop_worker(self) -> None:
+    def _stop_worker(self) -> bool:
+        """Stop the worker; True when it ended in time (it releases its model when it ends either way)."""
         self._stop.set()
-        if self._worker is not None:
-            self._worker.join(timeout=5.0)
-            self._worker = None
+        worker, self._worker = self._worker, None
+        self.estimator = None
+        if worker is None:
+            return True
+        worker.join(timeout=self.WORKER_JOIN_TIMEOUT_S)
+        if worker.is_alive():
+            self.get_logger().warning(f'inference still running after {self.WORKER_JOIN_TIMEOUT_S:.1f} s: the '
+                                      'model is released when that frame finishes')
+            return False
+        return True
 
-    def _teardown_publishers(self) -> None:
+    def _teardown(self) -> None:
+        """Undo configure: timer, publishers, TF listener, pairer, settings (safe on a partial configure)."""
         if self._diag_timer is not None:
             self.destroy_timer(self._diag_timer)
             self._diag_timer = None
@@ -179,6 +306,53 @@ class DepthNode(LifecycleNode):
             else:
                 self.destroy_lifecycle_publisher(pub)
         self._pubs = {}
+        if self._tf_static is not None:
+            self.destroy_publisher(self._tf_static)
+            self._tf_static = None
+        # tf2_ros.TransformListener subscribes to /tf and /tf_static on this node (extrinsics.py).
+        listener = getattr(self._extrinsics, '_listener', None)
+        if listener is not None and hasattr(listener, 'unregister'):
+            listener.unregister()
+        self._extrinsics = None
+        self.pairer = None
+        self.settings = None
+
+    # ------------------------------------------------------------------ parameters set while running
+    def _check_parameter_change(self, parameters) -> SetParametersResult:
+        """Refuse a set that the node could not honour: bad values, or read-at-configure ones while configured."""
+        ours = {p.name: p.value for p in parameters if p.name in BY_NAME}
+        for name, value in ours.items():   # float parameters are dynamically typed (to take ints): check here
+            problem = float_problem(BY_NAME[name], value) if BY_NAME[name].is_float else None
+            if problem:
+                return SetParametersResult(successful=False, reason=problem)
+        if not ours or self.settings is None:   # unconfigured: everything else is checked at configure
+            return SetParametersResult(successful=True)
+        later = [name for name in ours if not BY_NAME[name].live]
+        if later:
+            return SetParametersResult(successful=False, reason=(
+                f"parameter '{later[0]}' is read at configure: deactivate and clean up the node, set it, then "
+                'configure (and activate) again'))
+        try:
+            read_settings(lambda name: ours[name] if name in ours else self._param(name))
+        except ParameterError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    def _apply_parameter_change(self, parameters) -> None:
+        """Apply live parameters at once (validated by _check_parameter_change)."""
+        if self.settings is None or not any(p.name in BY_NAME for p in parameters):
+            return
+        s = read_settings(self._param)
+        self.settings = s   # colour range, saliency, stride, radar fields: read per frame
+        if self.pairer is not None:
+            self.pairer.retune(tolerance=s.sync_tolerance, radar_sweeps=s.radar_sweeps,
+                               wait_for_next_radar=s.wait_for_next_radar)
+        if self.estimator is not None:
+            self.estimator.max_depth = s.max_depth
+        if isinstance(self._extrinsics, StaticExtrinsics):
+            self._extrinsics = StaticExtrinsics(s.T_camera_radar)
+        self.get_logger().info('parameters applied: ' + ', '.join(f'{p.name}={p.value}' for p in parameters
+                                                                  if p.name in BY_NAME))
 
     # ------------------------------------------------------------------ callbacks: store only
     def _on_image(self, msg) -> None:
@@ -194,27 +368,39 @@ class DepthNode(LifecycleNode):
         self.pairer.add_camera_info(stamp_to_seconds(msg.header.stamp), msg)
 
     # ------------------------------------------------------------------ inference worker
-    def _work(self) -> None:
-        idle_since = time.monotonic()
-        while not self._stop.is_set():
-            pair = self.pairer.wait_for_pair(timeout=0.1)
-            if pair is None:
-                if time.monotonic() - idle_since > IDLE_FLUSH_S and self.pairer.stats.pending_images:
-                    self.pairer.flush()
-                    idle_since = time.monotonic()
-                continue
+    def _work(self, estimator, pairer: RadarImagePairer, stop: threading.Event) -> None:
+        """One activation's worker; it owns `estimator` and releases it after its last frame, so a
+        deactivate that times out never frees the model under a running inference."""
+        try:
             idle_since = time.monotonic()
-            try:
-                self._process(pair)
-            except Exception as exc:  # keep serving: one bad frame must not kill the node
-                self._bad('processing_error', f'frame dropped: {type(exc).__name__}: {exc}')
+            while not stop.is_set():
+                pair = pairer.wait_for_pair(timeout=0.1)
+                if pair is None:
+                    if time.monotonic() - idle_since > IDLE_FLUSH_S and pairer.stats.pending_images:
+                        pairer.flush()
+                        idle_since = time.monotonic()
+                    continue
+                idle_since = time.monotonic()
+                try:
+                    self._process(pair, estimator, stop)
+                except Exception as exc:  # keep serving: one bad frame must not kill the node
+                    self._bad('processing_error', f'frame dropped: {type(exc).__name__}: {exc}')
+        finally:
+            estimator.release()
+
+    def _warn(self, reason: str, message: str) -> None:
+        if self._throttle.ready(reason):   # per reason: each kind of problem is seen (see WarnThrottle)
+            self.get_logger().warning(message)
 
     def _bad(self, reason: str, message: str) -> None:
         n = self.stats.bad_message(reason)
-        self.get_logger().warning(f'{message} [{reason}: {n} so far]', throttle_duration_sec=5.0)
+        self._warn(reason, f'{message} [{reason}: {n} so far]')
 
-    def _process(self, pair) -> None:
+    def _process(self, pair, estimator, stop: threading.Event) -> None:
         from xd_rcdepth_core.frame import Frame
+        s = self.settings
+        if s is None:
+            return
         image_msg, received = pair.image.msg
         header = image_msg.header
         try:
@@ -230,7 +416,7 @@ class DepthNode(LifecycleNode):
         if (h, w) != rgb.shape[:2]:
             return self._bad('camera_info_size', f'image dropped: CameraInfo is {w}x{h} but the image is '
                                                  f'{rgb.shape[1]}x{rgb.shape[0]}')
-        radar = self._radar_points(pair)
+        radar = self._radar_points(pair, s)
         if radar is None:
             return
         radar_frame = pair.radar.msg.header.frame_id
@@ -240,19 +426,23 @@ class DepthNode(LifecycleNode):
                           timestamp=pair.stamp, name=f'{pair.stamp:.6f}')
         except Exception as exc:  # TF lookup errors and Frame validation both drop the frame
             return self._bad('extrinsics', f'image dropped: {exc}')
-        layers = (self.settings.saliency_layer,) if self._want_saliency() else ()
-        result = self.estimator.predict(frame, saliency_layers=layers)
+        if isinstance(self._extrinsics, StaticExtrinsics):
+            self._publish_tf_static(header.frame_id, radar_frame, np.asarray(T))
+        layers = (s.saliency_layer,) if self._want_saliency(s) else ()
+        result = estimator.predict(frame, saliency_layers=layers)
         stats = result.radar_stats
         if stats.non_finite:
             self._bad('radar_non_finite_points', f'{stats.non_finite} radar points with NaN/inf dropped')
-        self._publish(header, rgb, K, result)
+        if stop.is_set():   # deactivated meanwhile: the publishers are (being) deactivated
+            return
+        self._publish(header, rgb, pair.camera_info.msg, K, result, s)
         self.stats.latency('inference', result.timings_ms['total'])
         self.stats.latency('total', 1e3 * (time.monotonic() - received))
         self.stats.count('published')
 
-    def _radar_points(self, pair):
+    def _radar_points(self, pair, s):
         """Radar points (N x 6, RADAR_FIELDS) of the pair's sweeps; None (counted) when a cloud is malformed."""
-        fmap = self.settings.radar_field_map
+        fmap = s.radar_field_map
         names = ['x', 'y', 'z', fmap['rcs'], fmap['vx'], fmap['vy']]
         arrays = []
         for sweep in pair.sweeps:
@@ -267,32 +457,36 @@ class DepthNode(LifecycleNode):
                                           f'(fields present: {convert.pointcloud2_field_names(sweep.msg)}; '
                                           f'set the radar_fields.* parameters)')
             arrays.append(arr)
-        if not arrays or sum(len(a) for a in arrays) == 0:
+        points = np.concatenate(arrays, axis=0) if arrays else np.zeros((0, 6), np.float32)
+        if len(points) == 0:  # served (depth from the image alone) but worth knowing: a dead radar looks so
             self.stats.count('empty_radar')
-        return np.concatenate(arrays, axis=0) if arrays else np.zeros((0, 6), np.float32)
+            self._warn('empty_radar', f'radar cloud on ~/input/radar_points is empty: depth from the image alone '
+                                      f"[empty_radar: {self.stats.counts['empty_radar']} so far]")
+        return points
 
-    def _want_saliency(self) -> bool:
+    def _want_saliency(self, s) -> bool:
         pub = self._pubs.get('saliency')
-        if pub is None or pub.get_subscription_count() == 0 or self.settings.saliency_max_rate <= 0:
+        if pub is None or pub.get_subscription_count() == 0 or s.saliency_max_rate <= 0:
             return False
         now = time.monotonic()
-        if now - self._last_saliency < 1.0 / self.settings.saliency_max_rate:
+        if now - self._last_saliency < 1.0 / s.saliency_max_rate:
             return False
         self._last_saliency = now
         return True
 
-    def _publish(self, header, rgb, K, result) -> None:
+    def _publish(self, header, rgb, info_msg, K, result, s) -> None:
         from xd_rcdepth_core import viz
-        s = self.settings
         h, w = result.depth.shape
         self._pubs['depth'].publish(convert.depth_to_image_msg(result.depth, header))
-        self._pubs['depth_info'].publish(convert.camera_info_msg(K, h, w, header))
+        # The depth is pixel-aligned with the input image (not rectified here): same calibration.
+        self._pubs['depth_info'].publish(convert.depth_camera_info(info_msg, header))
         if self._pubs['colored'].get_subscription_count():
             lo, hi = s.depth_color_range
             colored = viz.colorize_depth(result.depth, max_depth=hi, min_depth=lo)
             self._pubs['colored'].publish(convert.rgb_to_image_msg(colored, header, encoding='bgr8'))
         if result.saliency:
-            overlay = viz.saliency_overlay(rgb, result.saliency[s.saliency_layer])
+            layer = s.saliency_layer if s.saliency_layer in result.saliency else next(iter(result.saliency))
+            overlay = viz.saliency_overlay(rgb, result.saliency[layer])
             self._pubs['saliency'].publish(convert.rgb_to_image_msg(overlay, header, encoding='bgr8'))
             self.stats.count('saliency_published')
         if 'points' in self._pubs and self._pubs['points'].get_subscription_count():
@@ -304,28 +498,37 @@ class DepthNode(LifecycleNode):
             self._pubs['points'].publish(convert.array_to_pointcloud2(xyz, ('x', 'y', 'z'), header))
 
     def _publish_diagnostics(self) -> None:
-        if self.pairer is not None:
-            p = self.pairer.stats
+        pairer, s = self.pairer, self.settings
+        if pairer is not None:
+            p = pairer.stats
             for key in ('paired', 'unpaired_no_radar', 'dropped_stale', 'time_jumps'):
                 self.stats.counts[key] = getattr(p, key)
-            if p.unpaired_no_radar > self._last_unpaired:
-                self.get_logger().warning(
+            if p.unpaired_no_radar > self._last_unpaired and s is not None:
+                self._warn('unpaired_no_radar', (
                     f'{p.unpaired_no_radar - self._last_unpaired} image(s) had no radar within sync_tolerance '
-                    f'{self.settings.sync_tolerance} s (last radar offset {p.last_radar_offset}); check '
-                    f'~/input/radar_points and the clocks', throttle_duration_sec=5.0)
+                    f'{s.sync_tolerance} s (last radar offset {p.last_radar_offset}); check '
+                    f'~/input/radar_points and the clocks'))
                 self._last_unpaired = p.unpaired_no_radar
-        device = str(self.estimator.device) if self.estimator is not None else 'not loaded'
-        msg = diagnostic_array(self.get_name(), self.stats, device, self.get_clock().now().to_msg())
+        loaded = self.estimator is not None
+        device = str(self.estimator.device) if loaded else 'not loaded'
+        msg = diagnostic_array(self.get_name(), self.stats, device, self.get_clock().now().to_msg(),
+                               hardware_id=self._hardware_id or str(self._device or ''), model_loaded=loaded)
         self._pubs['diagnostics'].publish(msg)
 
 
 def main(args=None) -> None:
     profile_note = apply_fastdds_profile()
     rclpy.init(args=args)
-    node = DepthNode()
+    try:
+        node = DepthNode()
+    except ParameterError as exc:   # a bad -p / params-file value: one clear line, no traceback
+        rclpy.logging.get_logger('xd_rcdepth').fatal(f'cannot start: {exc}')
+        rclpy.try_shutdown()
+        sys.exit(1)
     node.get_logger().info(profile_note)
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
+    code = 0
     try:
         if node.get_parameter('autostart').value:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
@@ -333,14 +536,17 @@ def main(args=None) -> None:
             if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
                 raise SystemExit(1)
         executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except (KeyboardInterrupt, ExternalShutdownException):   # Ctrl-C, SIGTERM
         pass
+    except SystemExit as exc:
+        code = exc.code
     finally:
         node._unsubscribe()
         node._stop_worker()
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
+    sys.exit(code)
 
 
 if __name__ == '__main__':

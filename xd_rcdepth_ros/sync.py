@@ -10,9 +10,14 @@ Why it is shaped like this (nuScenes: radar ~13 Hz, camera ~12 Hz, not triggered
 
 - Each image is paired with the radar message whose stamp is *nearest*, if within ``tolerance`` seconds.
   The nearest one is only known once a radar stamped at or after the image has arrived (radar arrives in
-  stamp order), so by default an image waits ("pending") for that radar; ``wait_for_next_radar=False``
-  pairs at once with the nearest radar already buffered when it is within tolerance (lower latency, and
-  occasionally not the nearest).
+  stamp order), so by default an image waits ("pending") for that radar, but only while a later sweep
+  could still be nearer: the next sweep comes at least one radar period after the newest buffered one
+  (the shortest gap in the buffer, less ``RATE_MARGIN`` for jitter), so an image nearer the newest sweep
+  than half of that pairs at once. At 12 Hz camera / 13 Hz radar about half the images pair on arrival
+  and the rest wait at most half a radar period (~38 ms) instead of every image waiting for the next
+  sweep. Such an early pair also waits for a camera_info stamped at or after the image, so the image
+  gets its own calibration. ``wait_for_next_radar=False`` pairs at once with the nearest radar already
+  buffered when it is within tolerance (lowest latency; the radar may be a period older than the nearest).
 - A pending image gives up when a radar stamped later than image + tolerance arrives, when more than
   ``max_pending_images`` newer images queue behind it (covers a dead radar), when a newer image is paired
   (time never runs backwards in the output), or on ``expire(now)`` / ``flush()``. Giving up means: take the
@@ -115,6 +120,9 @@ class PairerStats:
         return asdict(self)
 
 
+# Radar periods jitter: the next sweep may come this fraction of the shortest gap seen sooner than it.
+RATE_MARGIN = 0.1
+
 _COUNTERS = ('images_in', 'radar_in', 'camera_info_in', 'paired', 'unpaired_no_radar',
              'unpaired_no_camera_info', 'dropped_stale', 'taken', 'time_jumps', 'out_of_order_images',
              'out_of_order_radar')
@@ -126,40 +134,60 @@ class RadarImagePairer:
     Parameters (seconds unless said otherwise):
         tolerance:           max |image stamp - radar stamp| of a pair (the node's sync_tolerance).
         radar_sweeps:        K, number of radar sweeps in Pair.sweeps (1 = single sweep).
-        history:             radar older than the newest radar minus this is forgotten.
+        history:             radar older than the newest radar minus this is forgotten
+                             (default max(1 s, 2 x tolerance)).
         max_radar:           hard bound on buffered radar messages.
         max_pending_images:  images allowed to wait for radar at once; the oldest gives up beyond it.
         wait_for_next_radar: wait until the nearest radar is certain (see module docstring).
         match_camera_info:   require a camera_info stamped within tolerance of the image.
-        time_jump:           a stream going back in time by more than this resets everything.
+        time_jump:           a stream going back in time by more than this resets everything
+                             (default max(1 s, 2 x tolerance)).
         emit_without_radar:  an image that gives up without radar still yields a Pair (radar None).
     """
 
-    def __init__(self, tolerance: float = 0.05, radar_sweeps: int = 1, history: float = 1.0,
+    def __init__(self, tolerance: float = 0.05, radar_sweeps: int = 1, history: Optional[float] = None,
                  max_radar: int = 64, max_pending_images: int = 3, wait_for_next_radar: bool = True,
-                 match_camera_info: bool = False, time_jump: float = 1.0, emit_without_radar: bool = False):
-        _require(tolerance > 0 and math.isfinite(tolerance), f'tolerance must be > 0 s, got {tolerance}')
-        _require(int(radar_sweeps) >= 1, f'radar_sweeps must be >= 1, got {radar_sweeps}')
-        _require(history >= tolerance, f'history ({history} s) must be >= tolerance ({tolerance} s)')
-        _require(int(max_radar) >= int(radar_sweeps) + 1,
-                 f'max_radar ({max_radar}) must exceed radar_sweeps ({radar_sweeps})')
+                 match_camera_info: bool = False, time_jump: Optional[float] = None,
+                 emit_without_radar: bool = False):
         _require(int(max_pending_images) >= 1, f'max_pending_images must be >= 1, got {max_pending_images}')
-        _require(time_jump > tolerance, f'time_jump ({time_jump} s) must exceed tolerance ({tolerance} s)')
-        self.tolerance = float(tolerance)
-        self.radar_sweeps = int(radar_sweeps)
-        self.history = float(history)
+        self._history_arg, self._time_jump_arg = history, time_jump
         self.max_radar = int(max_radar)
         self.max_pending_images = int(max_pending_images)
-        self.wait_for_next_radar = bool(wait_for_next_radar)
         self.match_camera_info = bool(match_camera_info)
-        self.time_jump = float(time_jump)
         self.emit_without_radar = bool(emit_without_radar)
+        self._set_tuning(tolerance, radar_sweeps, wait_for_next_radar)
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
         self._counts = dict.fromkeys(_COUNTERS, 0)
         self._slot: Optional[Pair] = None
         self._last_offset: Optional[float] = None
         self._clear_buffers()
+
+    def _set_tuning(self, tolerance: float, radar_sweeps: int, wait_for_next_radar: bool) -> None:
+        # history and time_jump follow the tolerance unless given, so every tolerance > 0 is valid
+        # (a fixed 1 s time_jump made the node's sync_tolerance 1.0 fail configure).
+        history = max(1.0, 2.0 * tolerance) if self._history_arg is None else self._history_arg
+        time_jump = max(1.0, 2.0 * tolerance) if self._time_jump_arg is None else self._time_jump_arg
+        _require(tolerance > 0 and math.isfinite(tolerance), f'tolerance must be > 0 s, got {tolerance}')
+        _require(int(radar_sweeps) >= 1, f'radar_sweeps must be >= 1, got {radar_sweeps}')
+        _require(history >= tolerance, f'history ({history} s) must be >= tolerance ({tolerance} s)')
+        _require(self.max_radar >= int(radar_sweeps) + 1,
+                 f'max_radar ({self.max_radar}) must exceed radar_sweeps ({radar_sweeps})')
+        _require(time_jump > tolerance, f'time_jump ({time_jump} s) must exceed tolerance ({tolerance} s)')
+        self.tolerance = float(tolerance)
+        self.radar_sweeps = int(radar_sweeps)
+        self.wait_for_next_radar = bool(wait_for_next_radar)
+        self.history = float(history)
+        self.time_jump = float(time_jump)
+
+    def retune(self, tolerance: Optional[float] = None, radar_sweeps: Optional[int] = None,
+               wait_for_next_radar: Optional[bool] = None) -> Optional[Pair]:
+        """Change tolerance / sweeps / waiting while running (the node's live parameters); buffers are kept."""
+        with self._lock:
+            self._set_tuning(self.tolerance if tolerance is None else tolerance,
+                             self.radar_sweeps if radar_sweeps is None else radar_sweeps,
+                             self.wait_for_next_radar if wait_for_next_radar is None else wait_for_next_radar)
+            return self._process_pending(force_upto=-1)   # no waiting any more may settle images now
 
     # ---------------------------------------------------------------------------------------- feeding
 
@@ -184,7 +212,7 @@ class RadarImagePairer:
             self._last['camera_info'] = stamp
             self._infos.append(Stamped(float(stamp), msg))
             del self._infos[:-8]  # a handful covers any image still pending
-            return self._process_pending(force_upto=-1) if self.match_camera_info else None
+            return self._process_pending(force_upto=-1)  # it may complete a pending image (either mode)
 
     def add_image(self, stamp: float, msg: Any) -> Optional[Pair]:
         """Queue an image for pairing; returns the Pair this made ready (also put in the slot), else None."""
@@ -302,9 +330,25 @@ class RadarImagePairer:
             best = None
         # Radar arrives in stamp order: once one is stamped at/after t, nothing later can be nearer.
         final = i < len(self._radar)
-        if best is not None and not self.wait_for_next_radar:
-            final = True
+        if best is not None and not final:
+            if not self.wait_for_next_radar:
+                final = True
+            else:
+                # The next sweep comes at least a radar period after the newest one: if the image is
+                # nearer the newest than half of that, no later sweep can beat it, so do not wait --
+                # once the image's own camera_info is in (it travels on another topic and may land
+                # after the image; waiting for the next sweep used to cover that).
+                gap = self._min_radar_gap()
+                info_in = self.match_camera_info or (bool(self._infos) and self._infos[-1].stamp >= t)
+                final = (info_in and gap is not None
+                         and t - self._radar[best].stamp < 0.5 * gap * (1.0 - RATE_MARGIN))
         return best, final
+
+    def _min_radar_gap(self) -> Optional[float]:
+        """The shortest interval between buffered radar stamps (~ the radar period); None if unknown."""
+        stamps = [s.stamp for s in self._radar]
+        gap = min((b - a for a, b in zip(stamps, stamps[1:])), default=0.0)
+        return gap if gap > 0 else None
 
     def _camera_info_for(self, t: float) -> tuple:
         if not self.match_camera_info:
