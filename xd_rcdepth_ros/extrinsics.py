@@ -24,6 +24,9 @@ class StaticExtrinsics:
     def lookup(self, camera_frame: str, radar_frame: str, stamp) -> np.ndarray:
         return self._T
 
+    def close(self) -> None:
+        pass
+
 
 class TfExtrinsics:
     """radar->camera from TF at the image stamp, with a timeout."""
@@ -42,6 +45,11 @@ class TfExtrinsics:
         tf = self._buffer.lookup_transform(camera_frame, radar_frame, Time.from_msg(stamp), self._timeout)
         t, q = tf.transform.translation, tf.transform.rotation
         return transform_from_pose([t.x, t.y, t.z], [q.w, q.x, q.y, q.z])
+
+    def close(self) -> None:
+        """Drop the listener's /tf and /tf_static subscriptions on the node (lifecycle cleanup)."""
+        if hasattr(self._listener, 'unregister'):
+            self._listener.unregister()
 
 
 def make_extrinsics(node, use_tf: bool, T_camera_radar: np.ndarray, timeout_s: float):

@@ -309,10 +309,8 @@ class DepthNode(LifecycleNode):
         if self._tf_static is not None:
             self.destroy_publisher(self._tf_static)
             self._tf_static = None
-        # tf2_ros.TransformListener subscribes to /tf and /tf_static on this node (extrinsics.py).
-        listener = getattr(self._extrinsics, '_listener', None)
-        if listener is not None and hasattr(listener, 'unregister'):
-            listener.unregister()
+        if self._extrinsics is not None:
+            self._extrinsics.close()
         self._extrinsics = None
         self.pairer = None
         self.settings = None
