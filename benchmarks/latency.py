@@ -209,9 +209,26 @@ def path_available(path: InferencePath, name: str, device) -> str | None:
         from xd_rcdepth_core.backends.ort_backend import CUDA_PROVIDER, available_providers
         if device.type == 'cuda' and CUDA_PROVIDER not in available_providers():
             return f'no {CUDA_PROVIDER} in this onnxruntime (install onnxruntime-gpu)'
-        if name == TEACHER and path.precision == 'fp16':
-            return 'the teacher does not run end to end in half precision (fp16 export fails)'
     return None
+
+
+def onnx_file_for(run: Run, model, precision: str, exports: dict) -> tuple:
+    """(file, export seconds or None when already made) of the model's export at this precision; an
+    export that failed fails again at once (the exception is kept) instead of being retried per size."""
+    if precision not in exports:
+        try:
+            exports[precision] = onnx_export(model, precision, run.args.out / 'onnx_cache')
+        except Exception as exc:
+            exports[precision] = exc
+            raise
+        return exports[precision]
+    if isinstance(exports[precision], Exception):
+        raise exports[precision]
+    return exports[precision][0], None
+
+
+def failure(exc: Exception) -> str:
+    return f'failed: {type(exc).__name__}: {(str(exc).strip().splitlines() or [""])[0][:300]}'
 
 
 def bench_model(run: Run, name: str, sizes: list, paths: list, peaks: dict) -> None:
@@ -232,21 +249,23 @@ def bench_model(run: Run, name: str, sizes: list, paths: list, peaks: dict) -> N
                 if why != 'not selected for this model':
                     run.skipped.append({'model': name, 'size': f'{height}x{width}', 'path': path.name, 'why': why})
                 continue
-            setup_s = None
-            onnx_file = None
-            if path.backend == 'onnxruntime':
-                if path.precision not in exports:
-                    exports[path.precision] = onnx_export(model, path.precision, run.args.out / 'onnx_cache')
-                    setup_s = exports[path.precision][1]
-                onnx_file = exports[path.precision][0]
-            runner = make_runner(path, model, device, onnx_file)
-            first = time.perf_counter()
-            depth = runner(image, radar)             # first call: compile / capture / session warm-up
-            sync(device)
-            if path.options.compile:
-                setup_s = runner.compile_s
-            first_s = time.perf_counter() - first
-            times = time_calls(lambda run=runner: run(image, radar), device, max(warmup - 1, 0), repeats)
+            try:
+                setup_s = onnx_file = None
+                if path.backend == 'onnxruntime':
+                    onnx_file, setup_s = onnx_file_for(run, model, path.precision, exports)
+                runner = make_runner(path, model, device, onnx_file)
+                first = time.perf_counter()
+                depth = runner(image, radar)             # first call: compile / capture / session warm-up
+                sync(device)
+                if path.options.compile:
+                    setup_s = runner.compile_s
+                first_s = time.perf_counter() - first
+                times = time_calls(lambda run=runner: run(image, radar), device, max(warmup - 1, 0), repeats)
+            except Exception as exc:   # e.g. a model that does not run in half precision: tried, and why it failed
+                why = failure(exc)
+                run.skipped.append({'model': name, 'size': f'{height}x{width}', 'path': path.name, 'why': why})
+                print(f'  {name:10s} {height}x{width} {path.name:26s} {why}', flush=True)
+                continue
             depth = depth.float().cpu()
             if reference is None:   # the first path run is the baseline (torch eager fp32)
                 reference = depth

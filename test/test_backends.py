@@ -88,6 +88,29 @@ def test_given_onnx_file_is_checked_against_the_settings(student, tmp_path):
         DepthEstimator(baseline, device='cpu', backend='onnxruntime', onnx_path=static)
 
 
+def test_onnx_file_of_other_weights_is_refused(student, tmp_path):
+    """Same model, same size, other weights: depth would come from the file and saliency from the torch
+    model, so the file's weights fingerprint must be the checkpoint's."""
+    import onnx
+    exported = export_model(student, tmp_path / 'student.onnx', ExportSpec('onnx', 64, 96, dynamic=True))
+    torch.manual_seed(1)
+    other = save_checkpoint(tmp_path / 'other.pt', build_model('xd_rcdepth'))
+    with pytest.raises(ValueError, match='exported from other weights') as err:
+        DepthEstimator.from_checkpoint(other, device='cpu', backend='onnxruntime', onnx_path=exported)
+    assert str(exported) in str(err.value) and str(other) in str(err.value)
+    # Without a fingerprint (an older export) nothing can be checked: refused too, saying so.
+    proto = onnx.load(str(exported))
+    kept = [p for p in proto.metadata_props if p.key != 'weights_sha256']
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    old = tmp_path / 'old.onnx'
+    onnx.save(proto, str(old))
+    with pytest.raises(ValueError, match='records no weights fingerprint'):
+        DepthEstimator(student, device='cpu', backend='onnxruntime', onnx_path=old)
+    est = DepthEstimator(student, device='cpu', backend='onnxruntime', onnx_path=exported)   # its own weights
+    assert est.backend_info['onnx'] == str(exported)
+
+
 @pytest.mark.parametrize('kwargs, message', [
     (dict(backend='tensorrt'), 'backend'),
     (dict(backend='onnxruntime', precision='bf16'), 'bf16'),

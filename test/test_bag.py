@@ -26,7 +26,7 @@ from xd_rcdepth_core.synthetic import World, read_sequence  # noqa: E402
 from xd_rcdepth_ros.bag import schema  # noqa: E402
 from xd_rcdepth_ros.bag.frames import parse_field_map  # noqa: E402
 from xd_rcdepth_ros.bag.layout import resolve_layout  # noqa: E402
-from xd_rcdepth_ros.bag.read import BagFrames, plan_pairs  # noqa: E402
+from xd_rcdepth_ros.bag.read import BagFrames, plan_frames  # noqa: E402
 from xd_rcdepth_ros.bag.reader import BagError, deserialize, reading  # noqa: E402
 from xd_rcdepth_ros.bag.sidecar import read_sidecar  # noqa: E402
 from xd_rcdepth_ros.bag.write import BagWriter  # noqa: E402
@@ -81,11 +81,15 @@ def _messages(bag, topic):
         return [(t, deserialize(raw, c.msgtype)) for c, t, raw in reader.messages(connections=conns)]
 
 
-def copy_bag(src, dst, drop_topics=(), storage='mcap'):
-    """A new bag with every message of `src` except `drop_topics` (raw bytes), plus its sidecar."""
+def copy_bag(src, dst, drop_topics=(), storage='mcap', keep=None):
+    """A new bag with every message of `src` except `drop_topics` (raw bytes), plus its sidecar.
+    `keep(topic, t_ns)`: False drops that message; the topic stays in the bag even if it ends up empty."""
     with reading(src) as reader, BagWriter(dst, storage) as out:
-        for conn, t, raw in reader.messages():
+        for conn in reader.connections:
             if conn.topic not in drop_topics:
+                out.add_topic(conn.topic, conn.msgtype, qos=conn.ext.offered_qos_profiles)
+        for conn, t, raw in reader.messages():
+            if conn.topic not in drop_topics and (keep is None or keep(conn.topic, t)):
                 out.write(conn.topic, conn.msgtype, t, raw, qos=conn.ext.offered_qos_profiles)
     if (Path(src) / 'extrinsics.yaml').is_file():
         shutil.copy(Path(src) / 'extrinsics.yaml', Path(dst) / 'extrinsics.yaml')
@@ -127,22 +131,27 @@ def test_to_bag_synthetic_topics_stamps_and_sidecar(synthetic_root, synthetic_ba
     assert yaml.safe_load((synthetic_bag / 'metadata.yaml').read_text())['rosbag2_bagfile_information']['version'] == 9
 
 
-def test_bag_readable_with_the_mcap_reader(synthetic_bag):
-    # mcap-ros2-support is in requirements.txt: a missing reader fails here rather than skipping
+def read_with_mcap(bag) -> dict:
+    """topic -> decoded messages of a bag read with the `mcap` + `mcap_ros2` readers (not rosbags), after
+    checking the counts agree with the bag's metadata. mcap-ros2-support is in requirements.txt: a
+    missing reader fails rather than skips."""
     from mcap.reader import make_reader
     from mcap_ros2.decoder import DecoderFactory
-    counts, widths = {}, set()
-    with open(next(synthetic_bag.glob('*.mcap')), 'rb') as f:
+    got = {}
+    with open(next(Path(bag).glob('*.mcap')), 'rb') as f:
         for schema_, channel, _, msg in make_reader(f, decoder_factories=[DecoderFactory()]).iter_decoded_messages():
-            counts[channel.topic] = counts.get(channel.topic, 0) + 1
             assert channel.message_encoding == 'cdr' and schema_.encoding == 'ros2msg'
-            if channel.topic == '/CAM_FRONT/image_raw':
-                widths.add((msg.width, msg.height, msg.encoding))
-            if channel.topic == '/tf_static':
-                assert {t.child_frame_id for t in msg.transforms} == {'CAM_FRONT', 'RADAR_FRONT', 'LIDAR_TOP'}
-    with reading(synthetic_bag) as reader:
-        assert counts == {c.topic: c.msgcount for c in reader.connections}
-    assert widths == {(W, H, 'rgb8')}
+            got.setdefault(channel.topic, []).append(msg)
+    with reading(bag) as reader:
+        assert {t: len(m) for t, m in got.items()} == {c.topic: c.msgcount for c in reader.connections}
+    return got
+
+
+def test_bag_readable_with_the_mcap_reader(synthetic_bag):
+    got = read_with_mcap(synthetic_bag)
+    assert {(m.width, m.height, m.encoding) for m in got['/CAM_FRONT/image_raw']} == {(W, H, 'rgb8')}
+    for msg in got['/tf_static']:
+        assert {t.child_frame_id for t in msg.transforms} == {'CAM_FRONT', 'RADAR_FRONT', 'LIDAR_TOP'}
 
 
 def test_bag_frames_reproduce_the_dataset(synthetic_root, synthetic_bag):
@@ -153,7 +162,7 @@ def test_bag_frames_reproduce_the_dataset(synthetic_root, synthetic_bag):
     frames = list(BagFrames(synthetic_bag, layout, parse_field_map(None)))
     stored = list(read_sequence(synthetic_root))
     assert len(frames) == len(stored) == FRAMES
-    assert plan_pairs(synthetic_bag, layout, 0.08) == [ef.stamp_ns for ef in frames]
+    assert plan_frames(synthetic_bag, layout, parse_field_map(None)) == ([ef.stamp_ns for ef in frames], [])
     for ef, f in zip(frames, stored):
         assert np.array_equal(ef.frame.image, f.image)
         np.testing.assert_allclose(ef.frame.K, f.K)
@@ -201,6 +210,11 @@ def test_to_bag_nuscenes_devkit(tmp_path):
     jpeg = _messages(bag, '/CAM_FRONT/image_raw/compressed')[0][1]
     files = sorted((tmp_path / 'nus' / 'samples' / 'CAM_FRONT').glob('*.jpg'))
     assert bytes(jpeg.data) == files[0].read_bytes(), 'the original JPEG bytes must be kept'
+    # An independent reader decodes the same bag: every radar field, the JPEG bytes, the lidar.
+    mcap = read_with_mcap(bag)
+    assert [f.name for f in mcap['/RADAR_FRONT'][0].fields] == [f.name for f in radar[0][1].fields]
+    assert bytes(mcap['/CAM_FRONT/image_raw/compressed'][0].data) == files[0].read_bytes()
+    assert mcap['/LIDAR_TOP'][0].header.frame_id == 'LIDAR_TOP' and mcap['/LIDAR_TOP'][0].width > 0
     with reading(bag) as reader:
         layout = resolve_layout(reader, bag)
     frames = list(BagFrames(bag, layout, parse_field_map(None)))
@@ -210,9 +224,11 @@ def test_to_bag_nuscenes_devkit(tmp_path):
                                                                                   skip_last_keyframe=False))
         tokens = [t for v in adapter.splits().values() for t in v]
         expected = [adapter.frame(t) for t in tokens]
-    assert len(frames) == len(expected) == 2
-    for ef, f in zip(frames, expected):
-        assert ef.stamp_ns == round(f.timestamp * 1e9)
+    # The bag carries every camera image (keyframes and sweeps); the devkit's frames are the keyframes.
+    assert len(frames) == len(mcap['/CAM_FRONT/image_raw/compressed']) > len(expected) == 2
+    by_stamp = {ef.stamp_ns: ef for ef in frames}
+    for f in expected:
+        ef = by_stamp[round(f.timestamp * 1e9)]
         both = (ef.frame.depth_sparse > 0) & (f.depth_sparse > 0)
         assert np.mean((ef.frame.depth_sparse > 0) == (f.depth_sparse > 0)) > 0.999
         assert np.abs(ef.frame.depth_sparse - f.depth_sparse)[both].max() < 1e-3
@@ -292,6 +308,98 @@ def test_truncated_bag(synthetic_bag, tmp_path, storage):
         f.truncate(data.stat().st_size // 2)
     with pytest.raises(BagError, match=f'{bag}.*truncated or corrupt'):
         _layout(bag)
+
+
+def _middle_message_record(mcap_file: Path) -> int:
+    """File offset of the middle message record of the middle chunk (MCAP spec: Chunk = opcode, u64
+    length, start/end time, u64 uncompressed size, u32 crc, compression string, u64 records length)."""
+    import struct
+    from mcap.reader import make_reader
+    with open(mcap_file, 'rb') as f:
+        chunks = make_reader(f).get_summary().chunk_indexes
+        chunk = chunks[len(chunks) // 2]
+        assert chunk.compression == '', 'the offsets below assume uncompressed chunks (what rosbags writes)'
+        f.seek(chunk.chunk_start_offset + 1 + 8 + 8 + 8 + 8 + 4)
+        f.seek(struct.unpack('<I', f.read(4))[0], 1)
+        pos = f.tell() + 8
+        end = pos + struct.unpack('<Q', f.read(8))[0]
+        messages = []
+        while pos < end:
+            opcode, length = struct.unpack('<BQ', f.read(9))
+            if opcode == 0x05:
+                messages.append(pos)
+            pos += 9 + length
+            f.seek(pos)
+    return messages[len(messages) // 2]
+
+
+def corrupt_bag(src, dst, storage: str) -> Path:
+    """A copy of `src` with 4 KB overwritten in the middle: of the .db3 file, or of an MCAP chunk at a
+    message record (rosbags writes MCAP chunks without checksums, so 4 KB landing in pixel data could
+    not be noticed by any reader; a record's framing can)."""
+    bag = copy_bag(src, dst, storage=storage)
+    data = next(p for p in bag.iterdir() if p.suffix in ('.mcap', '.db3'))
+    offset = data.stat().st_size // 2 if storage == 'sqlite3' else _middle_message_record(data) + 1
+    with open(data, 'r+b') as f:
+        f.seek(offset)
+        f.write(b'\xff' * 4096)
+    return bag
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_corrupt_bag_is_one_clear_error_for_replay_eval_and_replay(synthetic_bag, tmp_path, storage):
+    """apsw.CorruptError (sqlite3) and rosbags' MCAP parser errors become one BagError naming the bag,
+    in the evaluation and in the replay (which reads outside `reading()`), and no half result is left."""
+    bag = corrupt_bag(synthetic_bag, tmp_path / f'corrupt-{storage}', storage)
+    out = tmp_path / 'eval'
+    code, err = run_command('xd_rcdepth_ros.commands.replay_eval',
+                            [bag, '--checkpoint', ROOT / 'models' / 'xd_rcdepth_synthetic.pt', '--out', out,
+                             '--figures', '1'])
+    assert code == 2 and f'bag {bag}' in err and 'truncated or corrupt' in err, err
+    assert not out.exists(), 'a failed evaluation left outputs behind'
+    code, err = run_command('xd_rcdepth_ros.commands.replay', [bag, '--start-delay', '0', '--rate', '50'])
+    assert code == 2 and f'error reading bag {bag}' in err and 'truncated or corrupt' in err, err
+
+
+def _lidar_case_bag(src, dst, keep_stamps) -> Path:
+    return copy_bag(src, dst, keep=lambda topic, t: topic != '/LIDAR_TOP' or keep_stamps(t))
+
+
+def test_lidar_that_ends_early_does_not_hold_frames(synthetic_bag, tmp_path):
+    """A lidar topic that is empty or stops early: each frame is settled as soon as no sweep can still
+    come, rather than every decoded frame being held to the end of the bag."""
+    with reading(synthetic_bag) as reader:
+        lidar = [t for c, t, _ in reader.messages() if c.topic == '/LIDAR_TOP']
+        images = [t for c, t, _ in reader.messages() if c.topic == '/CAM_FRONT/image_raw']
+    cut = images[0] + 20_000_000            # keep the sweeps up to just after the first image
+    for name, keep in (('empty', lambda t: False), ('early', lambda t: t <= cut)):
+        bag = _lidar_case_bag(synthetic_bag, tmp_path / name, keep)
+        frames = BagFrames(bag, _layout(bag), parse_field_map(None))
+        got = list(frames)
+        assert len(got) == FRAMES and frames.stats.max_pending == 1, (name, frames.stats.max_pending)
+        with_gt = [ef.stamp_ns for ef in got if ef.frame.depth_sparse is not None]
+        near = [s for s in images if min(abs(s - t) for t in lidar if keep(t)) <= 50_000_000] if name == 'early' else []
+        assert with_gt == near, name
+        assert all('no lidar sweep within' in ef.gt_note for ef in got if ef.stamp_ns not in with_gt)
+
+
+def test_lidar_gap_bounds_the_frames_held(synthetic_bag, tmp_path):
+    """A gap in the lidar (sweeps resume only at the end): a frame waits for a sweep at most until images
+    `lidar_wait` s newer than it are read, and still gets the nearest sweep before the gap."""
+    with reading(synthetic_bag) as reader:
+        lidar = [t for c, t, _ in reader.messages() if c.topic == '/LIDAR_TOP']
+    bag = _lidar_case_bag(synthetic_bag, tmp_path / 'gap', lambda t: t < lidar[2] or t == lidar[-1])
+    layout = _layout(bag)
+    held = BagFrames(bag, layout, parse_field_map(None))          # default lidar_wait: longer than the bag
+    full = list(held)
+    assert held.stats.max_pending == FRAMES
+    frames = BagFrames(bag, layout, parse_field_map(None), lidar_wait=0.0)
+    got = list(frames)
+    assert frames.stats.max_pending <= 2
+    assert [ef.stamp_ns for ef in got] == [ef.stamp_ns for ef in full]
+    for a, b in zip(got, full):     # the same ground truth either way
+        assert a.gt_note == b.gt_note and a.lidar_offset_s == b.lidar_offset_s
+    assert got[0].frame.depth_sparse is not None, 'the first image has a sweep 10 ms before it'
 
 
 def test_not_a_bag(tmp_path, synthetic_bag):

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 pytest.importorskip('rclpy', reason='rclpy is installed by make test (ROS 2 Jazzy wheels)')
 
-from test_bag import FRAMES, copy_bag, make_synthetic_bag, run_command  # noqa: E402
+from test_bag import FRAMES, ROOT, copy_bag, make_synthetic_bag, run_command  # noqa: E402
 from xd_rcdepth_core.metrics import METRIC_NAMES  # noqa: E402
 from xd_rcdepth_ros.bag.reader import header_stamp_ns, message_class, reading  # noqa: E402
 from xd_rcdepth_ros.bag.replay import BagPlayer  # noqa: E402
@@ -147,13 +148,11 @@ def test_replay_command(synthetic_bag):
 # ---------------------------------------------------------------------------------------- replay-eval
 
 @pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    import torch
-    from xd_rcdepth_core.models import build_model
-    from xd_rcdepth_core.models.checkpoint import save_checkpoint
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp('ckpt') / 'student.pt'
-    save_checkpoint(path, build_model('xd_rcdepth'))
+def checkpoint():
+    """The shipped trained student: its depth varies across the image, unlike an untrained net's, so
+    agreement of offline and live means agreement on real structure."""
+    path = ROOT / 'models' / 'xd_rcdepth_synthetic.pt'
+    assert path.is_file(), 'the shipped checkpoint is part of the repository'
     return path
 
 
@@ -170,8 +169,8 @@ def test_offline_and_live_agree(synthetic_bag, checkpoint, tmp_path):
     live = run_live(EvalOptions(bag=str(synthetic_bag), checkpoint=str(checkpoint), out=str(tmp_path / 'live'),
                                 live=True, figures=0, node_timeout=90))
     assert off['valid'] and live['valid'], (off['invalid_reason'], live['invalid_reason'])
+    assert off['dropped_frames'] == live['dropped_frames'] == [], (live['dropped_frames'], live['gate'])
     assert off['images'] == live['images'] == FRAMES
-    assert off['dropped_frames'] == live['dropped_frames'] == [], live['dropped_frames']
     assert [f['stamp_ns'] for f in off['frames']] == [f['stamp_ns'] for f in live['frames']]
     for key, entry in off['by_range'].items():
         assert entry['images'] == live['by_range'][key]['images'] == FRAMES
@@ -195,6 +194,54 @@ def test_offline_and_live_agree(synthetic_bag, checkpoint, tmp_path):
     with reading(tmp_path / 'live' / 'output_bag') as reader:
         assert {c.topic: c.msgcount for c in reader.connections} == {
             '/xd_rcdepth/output/depth': FRAMES, '/xd_rcdepth/output/depth/camera_info': FRAMES}
+
+
+def test_live_gate_waits_once_per_unanswered_frame(synthetic_bag):
+    """The replay gate (before each image: wait for the depth of the earlier planned images) gives up
+    on a frame once: a node that answers nothing costs one output_timeout per frame, not one per frame
+    for every later image (a 240-image scene took over an hour)."""
+    from xd_rcdepth_ros.bag.evaluate import _LiveRun
+    with reading(synthetic_bag) as reader:
+        conns = [c for c in reader.connections if c.topic == '/CAM_FRONT/image_raw']
+        raws = [bytes(raw) for _, _, raw in reader.messages(connections=conns)]
+    stamps = [header_stamp_ns(raw) for raw in raws]
+    run = _LiveRun(stamps, '/CAM_FRONT/image_raw', '/xd_rcdepth/output/depth', output_timeout=0.05)
+    run.node = SimpleNamespace(alive=lambda: True)                  # the node process, running
+    run.on_recorded(run.depth_topic, raws[0], time.monotonic())     # it answers the first image only
+    for raw in raws[1:]:
+        run.gate('/CAM_FRONT/image_raw', raw)
+    assert run.given_up == set(stamps[1:-1])
+    assert run.waited == FRAMES - 2, 'each unanswered frame is waited for once'
+
+
+def test_live_reports_frames_the_node_drops(synthetic_bag, checkpoint, tmp_path):
+    """Two images whose CameraInfo has the wrong width: the node drops them (camera_info_size); the live
+    evaluation knows it from the plan, never waits for them, and reports them with the node's reason."""
+    from rclpy.serialization import serialize_message
+    from xd_rcdepth_ros.bag.evaluate import EvalOptions, run_live
+    from xd_rcdepth_ros.bag.reader import deserialize
+    from xd_rcdepth_ros.bag.write import BagWriter
+    with reading(synthetic_bag) as reader:
+        info = [t for c, t, _ in reader.messages() if c.topic == '/CAM_FRONT/camera_info']
+    bad = set(info[1:3])
+    bag = tmp_path / 'bad_info'
+    with reading(synthetic_bag) as reader, BagWriter(bag) as out:
+        for conn, t, raw in reader.messages():
+            if conn.topic == '/CAM_FRONT/camera_info' and t in bad:
+                msg = deserialize(raw, conn.msgtype)
+                msg.width += 2
+                raw = serialize_message(msg)
+            out.write(conn.topic, conn.msgtype, t, raw, qos=conn.ext.offered_qos_profiles)
+    (bag / 'extrinsics.yaml').write_bytes((synthetic_bag / 'extrinsics.yaml').read_bytes())
+    result = run_live(EvalOptions(bag=str(bag), checkpoint=str(checkpoint), out=str(tmp_path / 'live'), live=True,
+                                  figures=0, node_timeout=90, output_timeout=10.0))
+    saved = json.loads((tmp_path / 'live' / 'metrics.json').read_text())
+    assert [(d['stamp_ns'], d['reason']) for d in saved['dropped_frames']] == [(s, 'camera_info_size') for s in
+                                                                               sorted(bad)]
+    assert all('CameraInfo is 162x90' in d['message'] for d in saved['dropped_frames'])
+    assert saved['planned_frames'] == saved['frames_processed'] == FRAMES - 2 and result['valid']
+    assert saved['gate']['given_up'] == [] and saved['gate']['frames_waited'] <= FRAMES - 2
+    assert saved['outputs_recorded'] == FRAMES - 2 and saved['unexpected_outputs'] == []
 
 
 def test_no_lidar_gives_depth_but_no_metrics(synthetic_bag, checkpoint, tmp_path):

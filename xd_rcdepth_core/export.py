@@ -16,6 +16,10 @@ Exporter. torch.onnx's dynamo exporter needs onnxscript, which we do not install
 TorchScript-based exporter (``dynamo=False``, deprecated but present in torch 2.14) writes plain
 graphs at the opset asked for, with BatchNorm folded into the convolutions.
 
+Weights. ``weights_sha256`` in the metadata is model_fingerprint of the exported model (name, config,
+every tensor): DepthEstimator refuses an ONNX file whose fingerprint is not its own model's, since
+depth would then come from one set of weights and saliency from another.
+
 TensorRT. Every op of the student, LiRCDepth and CaFNet graphs is in TensorRT's ONNX operator
 matrix (onnx-tensorrt docs/operators.md, TensorRT 8.4 onwards, opset <= 17), and the Resize modes
 are ones it supports; ``tensorrt_report`` checks each export and the file's metadata records the
@@ -145,6 +149,7 @@ def metadata(model: nn.Module, spec: ExportSpec, extra: dict | None = None) -> d
         'opset': spec.opset if spec.format == 'onnx' else None,
         'radar_channels': int(cfg.radar_channels),
         'image_normalisation': {'mean': list(IMAGENET_MEAN), 'std': list(IMAGENET_STD), 'scale': 1 / 255},
+        'weights_sha256': model_fingerprint(model),
         'torch': torch.__version__,
         **(extra or {}),
     }
@@ -304,15 +309,16 @@ def model_fingerprint(model: nn.Module) -> str:
 
 
 def export_verified(model: nn.Module, path, spec: ExportSpec, tolerance: float | None = None,
-                    verify: bool = True, extra_metadata: dict | None = None):
-    """Export to a temporary sibling, verify it against PyTorch (backends/verify.py), then rename:
-    a file at ``path`` has always passed. Returns (path, verification dict or None)."""
+                    verify: bool = True, extra_metadata: dict | None = None, rel_tolerance: float | None = None):
+    """Export to a temporary sibling, verify it against PyTorch (backends/verify.py; ``tolerance`` and
+    ``rel_tolerance`` replace the parts of the precision's default), then rename: a file at ``path``
+    has always passed. Returns (path, verification dict or None)."""
     from .backends.verify import verify_export
     path = Path(path)
     check_writable(path)
     tmp = export_model(model, _temporary_path(path).with_suffix(path.suffix or '.tmp'), spec, extra_metadata)
     try:
-        result = verify_export(tmp, model, spec, tolerance) if verify else None
+        result = verify_export(tmp, model, spec, tolerance, rel_tolerance) if verify else None
         os.replace(tmp, path)   # atomic: a second process never reads a half-written file
     finally:
         tmp.unlink(missing_ok=True)

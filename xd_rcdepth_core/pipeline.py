@@ -151,19 +151,22 @@ class DepthEstimator:
     max_depth:     depths above this are reported as NaN (defaults to the model's own output range).
     input_size:    (height, width) to run the network at, or None for the image's own size.
     backend:       'torch' (default) or 'onnxruntime'.
-    onnx_path:     the ONNX file for backend onnxruntime; None exports the model on the fly into
-                   ``cache_dir`` (export.default_cache_dir(): $XD_RCDEPTH_CACHE or ~/.cache/xd_rcdepth),
-                   verified against PyTorch once, reused while the weights are unchanged.
+    onnx_path:     the ONNX file for backend onnxruntime; it must be an export of this model's weights
+                   (its metadata's weights_sha256; saliency runs the torch model, so other weights would
+                   mix two networks). None exports the model on the fly into ``cache_dir``
+                   (export.default_cache_dir(): $XD_RCDEPTH_CACHE or ~/.cache/xd_rcdepth), verified
+                   against PyTorch once, reused while the weights are unchanged.
     threads:       intra-op CPU threads (torch.set_num_threads, process-wide; ONNX Runtime's session);
                    None keeps the libraries' defaults.
     torch_options: backends.TorchOptions (channels_last, compile, cuda_graphs).
+    checkpoint:    the file the model was loaded from (from_checkpoint sets it), named in errors.
     """
 
     def __init__(self, model: torch.nn.Module, device: str = 'auto', precision: str = 'fp32',
                  max_depth: float | None = None, input_size: tuple | None = None,
                  radar_config: RadarEncodingConfig = RadarEncodingConfig(), backend: str = 'torch',
                  onnx_path=None, threads: int | None = None, torch_options: TorchOptions | None = None,
-                 cache_dir=None):
+                 cache_dir=None, checkpoint=None):
         self.device = _backend_device(resolve_device(device), device, backend)
         check_precision(self.device, precision)
         if backend not in BACKENDS:
@@ -186,6 +189,7 @@ class DepthEstimator:
             torch.set_num_threads(int(threads))
         self.input_size = input_size
         self.radar_config = radar_config
+        self.checkpoint = checkpoint
         # The torch backend always exists: it runs depth for backend torch and saliency for all.
         self.torch = TorchBackend(model, self.device, precision, torch_options or TorchOptions())
         self.model = self.torch.model
@@ -195,6 +199,7 @@ class DepthEstimator:
     def from_checkpoint(cls, path, **kwargs) -> 'DepthEstimator':
         from .models.checkpoint import load_model
         model, _ = load_model(path, map_location='cpu')
+        kwargs.setdefault('checkpoint', str(path))
         return cls(model, **kwargs)
 
     def _onnxruntime(self, onnx_path, threads, cache_dir):
@@ -204,9 +209,10 @@ class DepthEstimator:
                              '(pip install -r requirements.txt -c constraints.txt)')
         from .backends.ort_backend import OnnxRuntimeBackend
         from .export import ExportSpec, cached_export, read_metadata
-        if onnx_path is None:
+        given = onnx_path is not None
+        if not given:
             spec = ExportSpec('onnx', *ONNX_TRACE_SIZE, dynamic=True, fp16=self.precision == 'fp16')
-            onnx_path = cached_export(self.model, spec, cache_dir)
+            onnx_path = cached_export(self.model, spec, cache_dir)   # named by the weights' fingerprint
         meta = read_metadata(onnx_path)
         if meta['model_name'] != self.model.model_name:
             raise ValueError(f'{onnx_path} holds {meta["model_name"]} but the checkpoint is {self.model.model_name}')
@@ -216,7 +222,25 @@ class DepthEstimator:
         if size and tuple(size) != self.input_size:
             raise ValueError(f'{onnx_path} is a static {size[0]}x{size[1]} export: set input_size to that size '
                              'or export with --dynamic')
+        if given:
+            self._check_weights(onnx_path, meta)
         return OnnxRuntimeBackend(onnx_path, self.device, threads)
+
+    def _check_weights(self, onnx_path, meta: dict) -> None:
+        """The file must hold this model's weights: same name and size are not enough (depth would come
+        from the file, saliency from the torch model)."""
+        from .export import model_fingerprint
+        ours = self.checkpoint or f'the {self.model.model_name} model given'
+        theirs = meta.get('weights_sha256')
+        redo = f'export it again: xd-rcdepth export --checkpoint {self.checkpoint or "CKPT"} --format onnx ...'
+        if theirs is None:
+            raise ValueError(f'{onnx_path} records no weights fingerprint (an export older than that check), so '
+                             f'it cannot be matched with {ours}; {redo}')
+        mine = model_fingerprint(self.model)
+        if theirs != mine:
+            source = f' ({meta["checkpoint"]})' if meta.get('checkpoint') else ''
+            raise ValueError(f'{onnx_path} was exported from other weights{source} than {ours}: its weights '
+                             f'fingerprint {theirs[:12]} is not {mine[:12]}; {redo}')
 
     @property
     def backend_info(self) -> dict:

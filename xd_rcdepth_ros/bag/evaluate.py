@@ -10,15 +10,22 @@ single-sweep lidar ground truth) and write the same outputs to OUT:
 - live: the node runs as a subprocess (xd_rcdepth_node, use_sim_time, the bag's static extrinsics),
   BagPlayer replays the camera, camera_info and radar topics over DDS with /clock, a Recorder writes the
   node's outputs to output_bag, and depth is matched to the input frames by header stamp. The replay is
-  gated: before each image, the outputs of all earlier images the pairing keeps must have arrived
-  (or `output_timeout` passed), so CPU inference never falls behind and the node processes the same
-  frames as the offline mode; anything the node did not answer is reported as a dropped frame.
+  gated: before each image, the outputs of all earlier planned images must have arrived (or
+  `output_timeout` passed), so CPU inference never falls behind and the node processes the same
+  frames as the offline mode. The plan (read.plan_frames) holds the images the pairing keeps and the
+  node's checks accept: a frame the node drops by rule (a CameraInfo of the wrong size, say) is never
+  waited for and is reported with the node's reason. A planned frame whose depth does not come is
+  waited for once (`output_timeout`), then given up and reported as dropped ('no_output'): a node
+  that answers nothing costs one timeout per planned frame, not one per frame for every later image.
+
+A run that fails leaves no partial results in OUT (node.log stays: the error points at it).
 """
 from __future__ import annotations
 
 import shutil
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -29,11 +36,17 @@ from . import schema
 from .frames import parse_field_map
 from .layout import parse_transform, resolve_layout
 from .node_process import node_extrinsics
-from .read import BagFrames, plan_pairs
+from .read import BagFrames, plan_frames
 from .reader import BagError, header_stamp_ns, reading
 from .report import EvalReport
 
 OUTPUT_BAG = 'output_bag'
+# Wall seconds an image is held after the last radar / CameraInfo message went out. Each topic has its
+# own subscription in the node, so a CameraInfo published just before its image (same stamp: back to
+# back) can be handled after it, and the node then drops the image (no_camera_info) or pairs it with
+# an older sweep: a race the offline mode does not have. Held time pauses the bag clock.
+INPUT_SETTLE_S = 0.1
+OUTPUTS = (OUTPUT_BAG, 'metrics.json', 'metrics.md', 'figures')   # what a run writes to OUT
 
 
 @dataclass
@@ -67,17 +80,39 @@ class EvalOptions:
     record_visuals: bool = False           # live: also record depth_colored and the saliency overlay
 
 
-def _prepare_out(opts: EvalOptions) -> Path:
+def _prepare_out(opts: EvalOptions) -> tuple:
+    """(OUT, whether this run created it), emptied of a previous evaluation's outputs."""
     out = Path(opts.out)
     if out.exists() and not out.is_dir():
         raise BagError(f'--out {out} exists and is not a folder')
-    stale = [out / n for n in (OUTPUT_BAG, 'metrics.json', 'metrics.md', 'figures') if (out / n).exists()]
+    stale = [out / n for n in OUTPUTS if (out / n).exists()]
     if stale and not opts.overwrite:
         raise BagError(f'--out {out} already holds a replay evaluation ({stale[0].name}); pass --overwrite')
-    for p in stale:
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    _remove_outputs(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    return out
+    return out, created
+
+
+def _remove_outputs(out: Path) -> None:
+    for p in (out / n for n in OUTPUTS):
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+@contextmanager
+def _no_partial_outputs(out: Path, created: bool):
+    """A run that fails (a corrupt bag half way, the node dying, Ctrl-C) removes what it wrote to OUT,
+    so no figures or bag of an unfinished evaluation are mistaken for a result."""
+    try:
+        yield
+    except BaseException:
+        _remove_outputs(out)
+        if created and not any(out.iterdir()):
+            out.rmdir()
+        raise
 
 
 def prepare(opts: EvalOptions):
@@ -126,10 +161,15 @@ def _saliency(estimator, frame) -> Optional[np.ndarray]:
 
 
 def run_offline(opts: EvalOptions) -> dict:
+    layout, field_map, images = prepare(opts)
+    out, created = _prepare_out(opts)
+    with _no_partial_outputs(out, created):
+        return _offline(opts, layout, field_map, images, out)
+
+
+def _offline(opts: EvalOptions, layout, field_map, images, out: Path) -> dict:
     from .. import convert
     from .write import BagWriter
-    layout, field_map, images = prepare(opts)
-    out = _prepare_out(opts)
     estimator = _estimator(opts)
     report = EvalReport(out, 'offline', opts.bag, opts.checkpoint, layout, images, opts.figures)
     frames = _frames(opts, layout, field_map)
@@ -156,7 +196,10 @@ class _LiveRun:
         self.plan, self.image_topic, self.depth_topic = plan, image_topic, depth_topic
         self.output_timeout = output_timeout
         self.arrived, self.published = {}, {}       # image stamp -> wall time
+        self.given_up = set()                        # planned stamps waited for in vain (once each)
+        self.waited = 0                              # planned frames a gate waited for (each once at most)
         self.node = None                             # NodeProcess once started
+        self._last_input = None                      # wall time the last radar / CameraInfo went out
         self._cv = threading.Condition()
 
     def alive(self) -> bool:
@@ -171,26 +214,32 @@ class _LiveRun:
     def on_publish(self, topic, raw, wall) -> None:
         if topic == self.image_topic:
             self.published[header_stamp_ns(raw)] = wall
+        else:
+            self._last_input = wall
 
-    def wait_for(self, stamps) -> bool:
-        """True once every stamp has an output; False after output_timeout or when the node dies."""
+    def wait_for(self, stamps) -> list:
+        """The stamps still without an output after output_timeout (or once the node died); [] = all came."""
         end = time.monotonic() + self.output_timeout
         with self._cv:
-            while not all(s in self.arrived for s in stamps):
+            while True:
+                missing = [s for s in stamps if s not in self.arrived]
                 left = end - time.monotonic()
-                if left <= 0 or not self.alive():
-                    return False
+                if not missing or left <= 0 or not self.alive():
+                    return missing
                 self._cv.wait(min(left, 0.2))
-            return True
 
     def gate(self, topic, raw) -> None:
-        """Before an image: wait for the depth of every earlier image the node will process."""
+        """Before an image: wait for the depth of every earlier planned image not yet given up on."""
         if topic != self.image_topic:
             return
         stamp = header_stamp_ns(raw)
-        earlier = [s for s in self.plan if s < stamp and s not in self.arrived]
+        earlier = [s for s in self.plan if s < stamp and s not in self.arrived and s not in self.given_up]
         if earlier:
-            self.wait_for(earlier)
+            # Remembered: a frame the node never answers is waited for once, not before every later image.
+            self.waited += len(earlier)
+            self.given_up.update(self.wait_for(earlier))
+        if self._last_input is not None:
+            time.sleep(max(0.0, self._last_input + INPUT_SETTLE_S - time.monotonic()))
         if not self.alive():
             raise BagError(f'the node exited during the replay; node log {self.node.log_path}:\n'
                            f'{self.node.log_tail()}')
@@ -228,15 +277,22 @@ def _recorded_topics(opts: EvalOptions) -> dict:
 
 
 def run_live(opts: EvalOptions) -> dict:
+    layout, field_map, images = prepare(opts)
+    plan, _ = plan_frames(opts.bag, layout, field_map, opts.sync_tolerance, opts.radar_sweeps)
+    run = _LiveRun(plan, layout.image_topic, f'/{opts.node_name}/output/depth', opts.output_timeout)
+    out, created = _prepare_out(opts)
+    with _no_partial_outputs(out, created):
+        play = _replay_to_node(opts, layout, field_map, out, run)
+        return _evaluate_recorded(opts, layout, field_map, images, out, run, play)
+
+
+def _replay_to_node(opts: EvalOptions, layout, field_map, out: Path, run: _LiveRun):
+    """Start the node, replay the bag to it gated on its answers, record its outputs; the PlayStats."""
     from .node_process import NodeProcess, wait_until
     from .record import Recorder
     from .replay import BagPlayer
     from .session import RosSession
-    layout, field_map, images = prepare(opts)
-    out = _prepare_out(opts)
-    depth_topic = f'/{opts.node_name}/output/depth'
-    run = _LiveRun(plan_pairs(opts.bag, layout, opts.sync_tolerance, opts.radar_sweeps), layout.image_topic,
-                   depth_topic, opts.output_timeout)
+    depth_topic = run.depth_topic
     inputs = [layout.image_topic, layout.camera_info_topic, layout.radar_topic]
     params, remaps = _node_setup(opts, layout, field_map)
     session = RosSession(f'{opts.node_name}_replay_eval', use_sim_time=True)
@@ -259,7 +315,8 @@ def run_live(opts: EvalOptions) -> dict:
         # with 0.2 s here). Discovery on one host completes well within a second.
         time.sleep(1.0)
         play = player.play()
-        run.wait_for(run.plan)
+        # The last frame(s): one more output_timeout at most, not again for frames already given up on.
+        run.given_up.update(run.wait_for([s for s in run.plan if s not in run.given_up]))
         # The node publishes colour and saliency after the depth the gate waits for: let the last
         # frame's visuals land before the node stops, or the output bag ends one overlay short.
         depths = recorder.counts.get(depth_topic, 0)
@@ -272,7 +329,7 @@ def run_live(opts: EvalOptions) -> dict:
         if recorder is not None:
             recorder.close()
         session.close()
-    return _evaluate_recorded(opts, layout, field_map, images, out, run, play)
+    return play
 
 
 def _read_outputs(path: Path, depth_topic: str) -> dict:
@@ -299,8 +356,9 @@ def _evaluate_recorded(opts, layout, field_map, images, out, run: _LiveRun, play
         depth = depths.get(ef.stamp_ns)
         if depth is None:
             no_output.append({'stamp_ns': ef.stamp_ns, 'reason': 'no_output',
-                              'message': 'the node published no depth for this image (dropped as stale, '
-                                         'or lost in transport)'})
+                              'message': f'the node published no depth for this image within --output-timeout '
+                                         f'{opts.output_timeout:g} s (dropped by the node, see node.log, or lost '
+                                         f'in transport)'})
             continue
         sent, got = run.published.get(ef.stamp_ns), run.arrived.get(ef.stamp_ns)
         latency = 1e3 * (got - sent) if sent is not None and got is not None else None
@@ -312,6 +370,8 @@ def _evaluate_recorded(opts, layout, field_map, images, out, run: _LiveRun, play
     extra = {'replay': {'rate': opts.rate, 'wall_s': play.wall_s, 'bag_s': play.bag_s, 'paused_s': play.paused_s,
                         'published': dict(play.counts), 'skipped': play.skipped},
              'planned_frames': len(run.plan), 'outputs_recorded': len(depths), 'unexpected_outputs': unexpected,
+             'gate': {'frames_waited': run.waited, 'given_up': sorted(run.given_up),
+                      'output_timeout_s': opts.output_timeout},
              'output_bag': str(out / OUTPUT_BAG), 'output_topics': sorted(_recorded_topics(opts)),
              'node_log': str(out / 'node.log')}
     kind = 'end-to-end (replay publish -> depth received, wall clock'

@@ -4,10 +4,13 @@ Messages are read in log-time order and fed to sync.RadarImagePairer exactly as 
 feed it (a pair is taken after every message, as by a node whose inference keeps up), decoded into
 rclpy messages (what a subscriber receives), and turned into Frames by frames.pair_to_frame. Each
 frame then waits for the lidar sweep nearest its stamp (within `lidar_tolerance`), streaming: only the
-few sweeps around the frames in flight are held, never the whole bag.
+few sweeps and frames around the current read position are held, never the whole bag. A frame stops
+waiting once a sweep stamped at or after it is read, once the bag's last lidar message is read (a
+lidar topic that is empty or ends early), or once images `lidar_wait` s newer than it have been read
+(a gap in the lidar): a sweep logged that much later than the camera is not expected.
 
-`plan_pairs` runs the same pairing on header stamps alone (no decoding): the list of image stamps the
-node will process, which the live evaluation waits for.
+`plan_frames` runs the same pairing and frame checks without ground truth: the image stamps the node
+will answer and the ones it will drop (with the node's reason), which the live evaluation uses.
 """
 from __future__ import annotations
 
@@ -19,7 +22,10 @@ from typing import Iterator, Optional
 from ..sync import RadarImagePairer
 from .frames import FrameDropped, pair_to_frame
 from .groundtruth import PoseTrack, lidar_points, lidar_to_camera, sparse_ground_truth
-from .reader import deserialize, header_stamp_ns, reading
+from .reader import deserialize, reading
+
+# Seconds of newer images after which a frame stops waiting for its lidar sweep (see the docstring).
+LIDAR_WAIT_S = 0.5
 
 
 @dataclass
@@ -50,6 +56,7 @@ class ReadStats:
     pairing: dict = field(default_factory=dict)       # RadarImagePairer counters at the end
     lidar_messages: int = 0
     poses: int = 0
+    max_pending: int = 0                              # most frames held at once waiting for lidar
 
 
 def _pairer(tolerance: float, radar_sweeps: int) -> RadarImagePairer:
@@ -70,39 +77,28 @@ def load_poses(reader, topic: Optional[str]) -> Optional[PoseTrack]:
     return PoseTrack(stamps, poses) if stamps else None
 
 
-def plan_pairs(bag_path, layout, tolerance: float, radar_sweeps: int = 1) -> list:
-    """Header stamps (ns) of the images the pairing keeps, in order, from header stamps alone."""
-    pairer = _pairer(tolerance, radar_sweeps)
-    out = []
-    topics = (layout.image_topic, layout.camera_info_topic, layout.radar_topic)
-    with reading(bag_path) as reader:
-        conns = [c for c in reader.connections if c.topic in topics]
-        for conn, _, raw in reader.messages(connections=conns):
-            stamp = header_stamp_ns(raw)
-            if conn.topic == layout.image_topic:
-                pairer.add_image(stamp * 1e-9, stamp)
-            elif conn.topic == layout.radar_topic:
-                pairer.add_radar(stamp * 1e-9, None)
-            else:
-                pairer.add_camera_info(stamp * 1e-9, None)
-            pair = pairer.take_latest()
-            if pair is not None:
-                out.append(pair.image.msg)
-        pairer.flush()
-        pair = pairer.take_latest()
-        if pair is not None:
-            out.append(pair.image.msg)
-    return out
+def plan_frames(bag_path, layout, field_map: dict, sync_tolerance: float = 0.08, radar_sweeps: int = 1) -> tuple:
+    """(image stamps the node will process, [Dropped] the node will drop): BagFrames without ground truth.
+
+    The live evaluation waits for the depth of exactly these stamps; a frame the node's checks drop
+    (a CameraInfo of the wrong size, say) is never waited for and is reported with the node's reason.
+    """
+    from dataclasses import replace
+    frames = BagFrames(bag_path, replace(layout, lidar_topic=None, ego_pose_topic=None), field_map,
+                       sync_tolerance, radar_sweeps=radar_sweeps)
+    stamps = [ef.stamp_ns for ef in frames]
+    return stamps, frames.stats.dropped
 
 
 class BagFrames:
     """Iterate EvalFrames of a bag; `stats` is complete once iteration ends."""
 
     def __init__(self, bag_path, layout, field_map: dict, sync_tolerance: float = 0.08,
-                 lidar_tolerance: float = 0.05, radar_sweeps: int = 1):
+                 lidar_tolerance: float = 0.05, radar_sweeps: int = 1, lidar_wait: float = LIDAR_WAIT_S):
         self.bag_path, self.layout, self.field_map = bag_path, layout, field_map
         self.sync_tolerance, self.lidar_tolerance = float(sync_tolerance), float(lidar_tolerance)
         self.radar_sweeps = int(radar_sweeps)
+        self.lidar_wait = float(lidar_wait)
         self.stats = ReadStats()
 
     def __iter__(self) -> Iterator[EvalFrame]:
@@ -111,10 +107,12 @@ class BagFrames:
         self._pending: deque = deque()           # EvalFrames waiting for their lidar sweep
         self._lidar: list = []                    # (stamp_ns, msg), sorted
         self._last_done = None
+        self._newest_image_ns = None
         index = {}
         with reading(self.bag_path) as reader:
             self._poses = load_poses(reader, lay.ego_pose_topic)
             self.stats.poses = len(self._poses) if self._poses else 0
+            self._lidar_total = sum(c.msgcount for c in reader.connections if c.topic == lay.lidar_topic)
             topics = {lay.image_topic, lay.camera_info_topic, lay.radar_topic, lay.lidar_topic} - {None}
             conns = [c for c in reader.connections if c.topic in topics]
             for conn, _, raw in reader.messages(connections=conns):
@@ -124,8 +122,10 @@ class BagFrames:
                     self.stats.lidar_messages += 1
                     bisect.insort(self._lidar, (stamp_ns, id(msg), msg))
                     yield from self._resolve(final=False)
+                    self._prune(int(self.lidar_tolerance * 1e9))   # also when no frame is waiting
                     continue
                 if conn.topic == lay.image_topic:
+                    self._newest_image_ns = max(stamp_ns, self._newest_image_ns or stamp_ns)
                     index[stamp_ns] = self.stats.images
                     self.stats.images += 1
                     self.stats.image_stamps.append(stamp_ns)
@@ -154,19 +154,29 @@ class BagFrames:
             return
         self._pending.append(EvalFrame(index.get(stamp_ns, -1), stamp_ns, frame, header, pair.radar_offset,
                                        missing))
+        self.stats.max_pending = max(self.stats.max_pending, len(self._pending))
 
     def _resolve(self, final: bool) -> Iterator[EvalFrame]:
         tol_ns = int(self.lidar_tolerance * 1e9)
         while self._pending:
             ef = self._pending[0]
-            newest = self._lidar[-1][0] if self._lidar else None
-            if not final and self.layout.lidar_topic and (newest is None or newest < ef.stamp_ns):
-                return                     # the nearest sweep may still come
+            if not final and self._may_get_nearer_sweep(ef, tol_ns):
+                return
             self._pending.popleft()
             self._attach_gt(ef, tol_ns)
             self._last_done = ef.stamp_ns
             self._prune(tol_ns)
             yield ef
+
+    def _may_get_nearer_sweep(self, ef: EvalFrame, tol_ns: int) -> bool:
+        """Whether a sweep still to be read could be the nearest to the frame (then it must wait)."""
+        # (== : a metadata count that turns out too low must not end every later wait at once)
+        if not self.layout.lidar_topic or self.stats.lidar_messages == self._lidar_total:
+            return False                   # no lidar, or every sweep of the bag is read
+        if self._lidar and self._lidar[-1][0] >= ef.stamp_ns:
+            return False                   # sweeps come in order: a later one is farther
+        waited_ns = self._newest_image_ns - ef.stamp_ns
+        return waited_ns <= tol_ns + int(self.lidar_wait * 1e9)
 
     def _attach_gt(self, ef: EvalFrame, tol_ns: int) -> None:
         if not self.layout.lidar_topic:
@@ -190,6 +200,9 @@ class BagFrames:
 
     def _prune(self, tol_ns: int) -> None:
         """Drop sweeps no later frame can use (frames come in stamp order)."""
-        floor = (self._pending[0].stamp_ns if self._pending else self._last_done) - tol_ns
+        oldest = self._pending[0].stamp_ns if self._pending else self._last_done
+        if oldest is None:
+            return                         # before the first frame: any sweep may still be its nearest
+        floor = oldest - tol_ns
         keep = bisect.bisect_left([s for s, _, _ in self._lidar], floor)
         del self._lidar[:max(0, keep - 1)]

@@ -1,31 +1,29 @@
 """Opening a rosbag2 with one clear error per problem, and the small helpers every bag reader needs.
 
-rosbags raises ReaderError with terse texts ("File magic is invalid.") and a truncated sqlite3 file
-surfaces as sqlite3.DatabaseError while iterating; BagError (a ValueError, so the CLI prints one line)
-names the bag and says what to do.
+rosbags raises ReaderError with terse texts ("File magic is invalid.") for what it checks, and
+whatever its parsers hit for what it does not: a corrupt sqlite3 file surfaces while iterating as
+the SQLite binding's error (apsw.CorruptError in rosbags 0.11), a corrupt MCAP record as
+OverflowError, UnicodeDecodeError, MemoryError or silently skipped messages (rosbags writes no chunk
+checksums, so corrupt payload bytes cannot be noticed at all). So the reader every command gets
+(`reading()`, `open_reader()`) guards exactly the rosbags calls - opening, and each step of
+`messages()` - and turns any failure there into one BagError (a ValueError: the CLI prints one line)
+naming the bag; a full pass over a connection that yields fewer messages than the bag's metadata
+counts is a corrupt bag too. Errors raised by the caller's own loop body are left as they are.
 """
 from __future__ import annotations
 
 import importlib
-import sqlite3
 import struct
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
+CORRUPT_HINT = 'the bag file is truncated or corrupt (was the recording interrupted?); re-record or re-convert it'
+
 
 class BagError(ValueError):
     """A bag that cannot be read or does not hold what the command needs."""
-
-
-# What reading a corrupt bag can raise (rosbags' own errors are added at first use).
-_READ_ERRORS = (sqlite3.DatabaseError, struct.error, EOFError, OSError)
-
-
-def _read_errors() -> tuple:
-    from rosbags.rosbag2 import ReaderError
-    from rosbags.serde import SerdeError
-    return (ReaderError, SerdeError) + _READ_ERRORS
 
 
 def check_bag_path(path) -> Path:
@@ -41,38 +39,66 @@ def check_bag_path(path) -> Path:
     return path
 
 
-def open_reader(path):
-    """An opened rosbags Reader; BagError naming the bag for a missing, foreign or truncated one."""
+def open_reader(path) -> 'CheckedReader':
+    """An opened reader; BagError naming the bag for a missing, foreign, truncated or corrupt one."""
     from rosbags.rosbag2 import Reader
     path = check_bag_path(path)
     try:
         reader = Reader(path)
         reader.open()
-    except _read_errors() as exc:
+    except Exception as exc:   # only rosbags runs here: whatever it raises, the bag cannot be opened
         raise BagError(f'cannot open bag {path}: {_explain(exc)}') from None
-    return reader
+    return CheckedReader(reader, path)
 
 
-def _explain(exc: Exception) -> str:
+def _explain(exc: Exception, reading: bool = False) -> str:
     text = (str(exc) or type(exc).__name__).rstrip('.')
     low = text.lower()
     if 'storage plugin' in low:
         return f'{text} (rosbags reads the mcap and sqlite3 storage plugins only)'
-    if any(k in low for k in ('truncat', 'magic', 'footer', 'summary', 'malformed', 'not a database',
-                              'chunk', 'record length', 'empty')):
-        return f'{text}: the bag file is truncated or corrupt (was the recording interrupted?); ' \
-               f're-record or re-convert it'
+    if reading or any(k in low for k in ('truncat', 'magic', 'footer', 'summary', 'malformed', 'not a database',
+                                         'chunk', 'record length', 'empty', 'codec')):
+        return f'{text}: {CORRUPT_HINT}'
     return text
 
 
+class CheckedReader:
+    """A rosbags Reader whose messages() raises BagError naming the bag for anything that goes wrong
+    while reading; every other attribute (connections, start_time, close, ...) is the Reader's."""
+
+    def __init__(self, reader, path: Path):
+        self._reader, self.path = reader, path
+
+    def __getattr__(self, name):
+        return getattr(self._reader, name)
+
+    def messages(self, connections=(), start=None, stop=None) -> Iterator:
+        conns = list(connections) or list(self._reader.connections)
+        messages = self._reader.messages(connections=conns, start=start, stop=stop)
+        counts = Counter()
+        while True:
+            try:
+                conn, t_ns, raw = next(messages)
+            except StopIteration:
+                break
+            except Exception as exc:   # rosbags' parsers on a corrupt file (see the module docstring)
+                raise BagError(f'error reading bag {self.path}: {_explain(exc, reading=True)}') from None
+            counts[conn.id] += 1
+            yield conn, t_ns, raw
+        if start is None and stop is None:
+            short = [(c, counts[c.id]) for c in conns if counts[c.id] < c.msgcount]
+            if short:
+                conn, n = short[0]
+                raise BagError(f'error reading bag {self.path}: topic {conn.topic} has {conn.msgcount} messages '
+                               f'in the metadata but only {n} could be read: {CORRUPT_HINT}')
+
+
 @contextmanager
-def reading(path) -> Iterator:
-    """`with reading(bag) as reader:` open, close, and turn read errors during iteration into BagError."""
+def reading(path) -> Iterator[CheckedReader]:
+    """`with reading(bag) as reader:` open (errors as BagError), yield the checked reader, close."""
     reader = open_reader(path)
     try:
         yield reader
-    except _read_errors() as exc:
-        raise BagError(f'error reading bag {path}: {_explain(exc)}') from None
     finally:
         try:
             reader.close()

@@ -157,6 +157,7 @@ class BagPlayer:
         start = time.monotonic()
         paused = 0.0
         period = 1.0 / self.clock_rate
+        # open_reader's messages(): a corrupt bag ends the replay with a BagError naming it, not a traceback.
         for conn, t_ns, raw in self._reader.messages(connections=self._conns):
             if stop.is_set():
                 return

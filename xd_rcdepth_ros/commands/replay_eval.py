@@ -53,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--node-timeout', type=float, default=120.0,
                         help='--live: seconds for the node to start and subscribe (default 120)')
     parser.add_argument('--output-timeout', type=float, default=20.0,
-                        help='--live: seconds to wait for the depth of one image (default 20)')
+                        help='--live: seconds to wait for the depth of an image before giving up on it '
+                             '(reported as dropped, no_output; each image is waited for once; default 20)')
     parser.add_argument('--storage', default='mcap', help='output bag storage: mcap or sqlite3 (default mcap)')
     parser.add_argument('--overwrite', action='store_true', help='replace a previous evaluation in --out')
     parser.add_argument('--record-visuals', action='store_true',
