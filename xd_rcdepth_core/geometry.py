@@ -141,16 +141,24 @@ def backproject_pixels(u, v, depth, K) -> np.ndarray:
     return np.stack([x, y, z], axis=-1)
 
 
-def nearest_depth_order(depth) -> np.ndarray:
-    """Order in which to write points so that on collisions the nearest is written last (wins)."""
-    return np.argsort(-np.asarray(depth), kind='stable')
+def nearest_per_pixel(v, u, depth, width: int) -> np.ndarray:
+    """Indices of the points to write: one per occupied pixel, the nearest (the first on ties).
+
+    Picked explicitly, so writing them needs no rule for repeated indices (numpy does not promise
+    which of several values assigned to one element stays).
+    """
+    flat = np.asarray(v, dtype=np.int64) * int(width) + np.asarray(u, dtype=np.int64)
+    order = np.lexsort((np.asarray(depth), flat))       # by pixel, then nearest first (stable)
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = flat[order][1:] != flat[order][:-1]
+    return order[first]
 
 
 def sparse_depth_map(projection: Projection, height: int, width: int) -> np.ndarray:
     """H x W float32 depth image of projected points, 0 = no value, nearest point wins per pixel."""
     out = np.zeros((height, width), dtype=np.float32)
-    order = nearest_depth_order(projection.depth)
-    out[projection.v[order], projection.u[order]] = projection.depth[order]
+    keep = nearest_per_pixel(projection.v, projection.u, projection.depth, width)
+    out[projection.v[keep], projection.u[keep]] = projection.depth[keep]
     return out
 
 

@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from .config import PAPER, RADAR_CHANNELS
-from .geometry import invert_transform, nearest_depth_order, project_points, transform_points
+from .geometry import invert_transform, nearest_per_pixel, project_points, transform_points
 
 # Which Frame radar column feeds which non-depth channel, in the order of RADAR_CHANNELS[1:].
 DEFAULT_FEATURE_COLUMNS = ('rcs', 'vx', 'vy')
@@ -99,8 +99,8 @@ def encode_radar(points_cam: np.ndarray, features: np.ndarray, K: np.ndarray, he
     values = np.concatenate([z[:, None], feats[proj.index]], axis=1)
     if below > 0 or above > 0:
         u, v, values = _vertical_segments(P[proj.index], u, values, K, height, below, above, config.border)
-    order = nearest_depth_order(values[:, 0])
-    image[v[order], u[order]] = values[order]
+    keep = nearest_per_pixel(v, u, values[:, 0], width)
+    image[v[keep], u[keep]] = values[keep]
     stats.pixels = int(np.count_nonzero(image[..., 0]))
     # Written pixels (one per point, or per segment row with the vertical extension) hidden by a nearer one.
     stats.collisions = int(len(values) - stats.pixels)
