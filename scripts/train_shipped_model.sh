@@ -37,7 +37,10 @@ train() {  # recipe run_dir config steps [overrides...]: start, or resume (a fin
 }
 train teacher "$OUT/teacher" config/train_teacher.yaml "$TEACHER_STEPS" loss.w_single=1.0
 train distill "$OUT/student" config/train_distill.yaml "$STUDENT_STEPS" \
-    distill.teacher="$OUT/teacher/checkpoints/last.pt" model.config.init_depth="$INIT_DEPTH"
+    distill.teacher="$OUT/teacher/checkpoints/last.pt" model.config.init_depth="$INIT_DEPTH" \
+    distill.d2kd_pixels="${D2KD_PIXELS:-all}"   # the shipped file used `all` (the default is now `valid`)
+# The shipped file was made at commit 5e0577f, before X-KD took the student's Grad-CAM under frozen
+# BatchNorm statistics; today's code trains a different model from the same recipe (models/README.md).
 
 "$XD" eval --checkpoint "$OUT/student/checkpoints/last.pt" --cache "$OUT/test_cache" --split train \
     --out "$OUT/eval_student" --figures 4
