@@ -150,7 +150,7 @@ def test_distill_objective_weights_each_term_as_the_paper(teacher_ckpt, tmp_path
     assert set(terms) == set(expect)
     for name, value in expect.items():
         assert float(terms[name]) == pytest.approx(float(value.detach()), rel=1e-4, abs=1e-6), name
-    assert float(loss) == pytest.approx(sum(float(v) for v in expect.values()), rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(sum(float(v.detach()) for v in expect.values()), rel=1e-5)
 
 
 # ----------------------------------------------------------------------------- resume
