@@ -194,26 +194,6 @@ def test_camera_info_latest_or_matched():
     assert (s.paired, s.unpaired_no_camera_info) == (1, 1)
 
 
-def test_first_image_waits_for_the_first_camera_info_when_asked():
-    # The node's setting: an image that lands before any CameraInfo (another topic) is not dropped.
-    pairer = RadarImagePairer(tolerance=0.05, wait_for_camera_info=True)
-    pairer.add_radar(1.0, 'r')
-    assert pairer.add_radar(1.077, 'r2') is None
-    assert pairer.add_image(1.0, 'img') is None            # radar settled, no CameraInfo yet: waits
-    assert pairer.add_camera_info(1.0, 'info').camera_info.msg == 'info'
-    # Giving up still works: with no CameraInfo at all the image leaves without one (the node drops it).
-    lonely = RadarImagePairer(tolerance=0.05, wait_for_camera_info=True)
-    lonely.add_radar(1.0, 'r')
-    lonely.add_radar(1.077, 'r2')
-    assert lonely.add_image(1.0, 'img') is None
-    assert lonely.expire(2.0).camera_info is None
-    # Without the option (the default) it pairs at once with camera_info None, as before.
-    plain = RadarImagePairer(tolerance=0.05)
-    plain.add_radar(1.0, 'r')
-    plain.add_radar(1.077, 'r2')
-    assert plain.add_image(1.0, 'img').camera_info is None
-
-
 def test_dead_radar_counts_unpaired_and_can_still_emit():
     pairer = RadarImagePairer(tolerance=0.05, max_pending_images=3)
     for i in range(10):

@@ -195,10 +195,8 @@ class DepthNode(LifecycleNode):
     # ------------------------------------------------------------------ wiring
     def _make_pairer(self, s) -> RadarImagePairer:
         try:
-            # The node needs a CameraInfo for every image: one arriving before the first CameraInfo
-            # (another topic, another subscription) waits for it rather than being dropped.
             return RadarImagePairer(tolerance=s.sync_tolerance, radar_sweeps=s.radar_sweeps,
-                                    wait_for_next_radar=s.wait_for_next_radar, wait_for_camera_info=True)
+                                    wait_for_next_radar=s.wait_for_next_radar)
         except ValueError as exc:
             raise ParameterError(f"parameters 'sync_tolerance' / 'radar_sweeps': {exc}") from None
 

@@ -140,8 +140,6 @@ class RadarImagePairer:
         max_pending_images:  images allowed to wait for radar at once; the oldest gives up beyond it.
         wait_for_next_radar: wait until the nearest radar is certain (see module docstring).
         match_camera_info:   require a camera_info stamped within tolerance of the image.
-        wait_for_camera_info: before the first camera_info has arrived, an image waits for one (like
-                             it waits for radar) instead of pairing without; it gives up as usual.
         time_jump:           a stream going back in time by more than this resets everything
                              (default max(1 s, 2 x tolerance)).
         emit_without_radar:  an image that gives up without radar still yields a Pair (radar None).
@@ -150,14 +148,13 @@ class RadarImagePairer:
     def __init__(self, tolerance: float = 0.05, radar_sweeps: int = 1, history: Optional[float] = None,
                  max_radar: int = 64, max_pending_images: int = 3, wait_for_next_radar: bool = True,
                  match_camera_info: bool = False, time_jump: Optional[float] = None,
-                 emit_without_radar: bool = False, wait_for_camera_info: bool = False):
+                 emit_without_radar: bool = False):
         _require(int(max_pending_images) >= 1, f'max_pending_images must be >= 1, got {max_pending_images}')
         self._history_arg, self._time_jump_arg = history, time_jump
         self.max_radar = int(max_radar)
         self.max_pending_images = int(max_pending_images)
         self.match_camera_info = bool(match_camera_info)
         self.emit_without_radar = bool(emit_without_radar)
-        self.wait_for_camera_info = bool(wait_for_camera_info)
         self._set_tuning(tolerance, radar_sweeps, wait_for_next_radar)
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
@@ -355,8 +352,7 @@ class RadarImagePairer:
 
     def _camera_info_for(self, t: float) -> tuple:
         if not self.match_camera_info:
-            # CameraInfo travels on its own topic: the very first image can land before any has.
-            return (self._infos[-1] if self._infos else None), bool(self._infos) or not self.wait_for_camera_info
+            return (self._infos[-1] if self._infos else None), True
         best = min(self._infos, key=lambda s: abs(s.stamp - t), default=None)
         if best is not None and abs(best.stamp - t) <= self.tolerance:
             return best, True
