@@ -221,7 +221,8 @@ class Trainer:
         gather = self.dist.gather_objects if self.dist.enabled else None
         try:
             result = evaluate(estimator, self.val_frames(self.dist.rank, self.dist.world_size),
-                              EvalOptions(progress=False, multiple=getattr(self.val_frames, 'eval_multiple', 32)),
+                              EvalOptions(progress=False, multiple=getattr(self.val_frames, 'eval_multiple',
+                                                                             EvalOptions.multiple)),
                               gather=gather, meta={'step': self.step})
         finally:
             self.model.train()
