@@ -12,9 +12,10 @@ import torch
 from xd_rcdepth_core import cli
 from xd_rcdepth_core.backends.ort_backend import OnnxRuntimeBackend
 from xd_rcdepth_core.backends.verify import reference_depth, synthetic_inputs, verify_export
-from xd_rcdepth_core.export import (TENSORRT_OPS, ExportSpec, export_model, model_fingerprint, read_metadata,
+from xd_rcdepth_core.export import (TENSORRT_OPS, ExportSpec, export_model, read_metadata,
                                     tensorrt_report)
 from xd_rcdepth_core.models import build_model, save_checkpoint
+from xd_rcdepth_core.models.fingerprint import model_fingerprint
 
 onnx = pytest.importorskip('onnx')
 H, W = 64, 96

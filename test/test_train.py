@@ -16,6 +16,7 @@ import yaml
 from xd_rcdepth_core.models import build_model, read_checkpoint, save_checkpoint
 from xd_rcdepth_core.training import Trainer, load_config
 from xd_rcdepth_core.training.config import TrainConfig
+from xd_rcdepth_core.training.data import make_loader
 from xd_rcdepth_core.training.optim import PolySchedule, build_optimizer
 from xd_rcdepth_core.training.synthetic_cache import make_synthetic_cache
 from xd_rcdepth_core.training.targets import confidence_target, confidence_target_map
@@ -151,6 +152,51 @@ def test_distill_objective_weights_each_term_as_the_paper(teacher_ckpt, tmp_path
     for name, value in expect.items():
         assert float(terms[name]) == pytest.approx(float(value.detach()), rel=1e-4, abs=1e-6), name
     assert float(loss.detach()) == pytest.approx(sum(float(v.detach()) for v in expect.values()), rel=1e-5)
+
+
+def test_cached_teacher_targets_give_the_online_losses(cache, teacher_ckpt, tmp_path):
+    """distill.teacher_targets (full-frame crops, no colour jitter) feeds the objective exactly what
+    running the teacher on the batch gives: same D2-KD and X-KD terms on the same batches."""
+    full = ['data.crop=[96,192]', 'data.color_jitter_p=0', f'distill.teacher={teacher_ckpt}', 'distill.kd=both',
+            'max_steps=1', *NO_VAL, *SMALL]
+    online = Trainer(make_config(cache, tmp_path / 'online', 'distill', *full), progress=False)
+    cached = Trainer(make_config(cache, tmp_path / 'cached', 'distill', *full,
+                                 f'distill.teacher_targets={tmp_path / "targets"}'), progress=False)
+    assert online.teacher_targets is None and cached.teacher_targets is not None
+    assert len(list((tmp_path / 'targets').glob('train-*.pt'))) == 1
+    online.sampler.set_position(0, 0)
+    batch = next(iter(make_loader(online.train_dataset, online.sampler, 0, False)))
+    looked_up = cached.teacher_targets.lookup(batch['name'], batch['flipped'])
+    assert batch['flipped'].any() and not batch['flipped'].all()     # both flips in this batch
+    student = online.model.train()
+    out = student(batch['image'], batch['radar'])
+    _, terms_online = online.objective(student, out, batch)
+    _, terms_cached = cached.objective(student, out, {**batch, **looked_up})
+    for name in ('d2kd', 'xkd', 'depth'):
+        assert float(terms_cached[name]) == pytest.approx(float(terms_online[name]), rel=1e-4, abs=1e-6), name
+    # a second trainer reuses the file; a crop smaller than the frame is refused
+    again = Trainer(make_config(cache, tmp_path / 'again', 'distill', *full,
+                                f'distill.teacher_targets={tmp_path / "targets"}'), progress=False)
+    assert torch.equal(again.teacher_targets.depth, cached.teacher_targets.depth)
+    with pytest.raises(ValueError, match='full-frame'):
+        Trainer(make_config(cache, tmp_path / 'crop', 'distill', *full, 'data.crop=[64,128]',
+                            f'distill.teacher_targets={tmp_path / "targets"}'), progress=False)
+    with pytest.raises(ValueError, match='color_jitter_p=0'):
+        make_config(cache, tmp_path / 'x', 'distill', *full, 'data.color_jitter_p=0.5',
+                    f'distill.teacher_targets={tmp_path / "targets"}')
+
+
+def test_early_stop_on_a_validation_plateau_and_resume_stays_stopped(cache, tmp_path):
+    # min_delta 100 %: no validation after the first counts as an improvement
+    common = ['max_steps=12', 'val_every=1', 'early_stop_patience=2', 'early_stop_min_delta=1.0', *SMALL]
+    summary = Trainer(make_config(cache, tmp_path / 'run', 'student', *common), progress=False).fit()
+    assert summary['stopped_early'] and summary['finished'] and summary['step'] == 3
+    ckpt = read_checkpoint(tmp_path / 'run' / 'checkpoints' / 'last.pt')
+    assert ckpt['step'] == 3 and ckpt['plateau']['stopped']
+    resumed = Trainer(make_config(cache, tmp_path / 'run', 'student', *common), resume='auto', progress=False)
+    assert resumed.fit()['step'] == 3
+    with pytest.raises(ValueError, match='early_stop_patience'):
+        make_config(cache, tmp_path / 'x', 'student', 'early_stop_patience=2', *NO_VAL)
 
 
 # ----------------------------------------------------------------------------- resume

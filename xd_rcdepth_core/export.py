@@ -42,6 +42,7 @@ import torch.nn as nn
 
 from .config import IMAGENET_MEAN, IMAGENET_STD
 from .models.blocks import NETWORK_STRIDE
+from .models.fingerprint import model_fingerprint
 
 FORMATS = ('onnx', 'torchscript')
 DEFAULT_OPSET = 17            # TensorRT 8.5+ parses up to 17; ORT 1.31 runs 7..23
@@ -294,18 +295,6 @@ def default_cache_dir() -> Path:
         return Path(os.environ['XD_RCDEPTH_CACHE'])
     base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
     return Path(base) / 'xd_rcdepth'
-
-
-def model_fingerprint(model: nn.Module) -> str:
-    """sha256 of the model's name, config and every tensor of its state_dict: the cache key of its
-    exports (two checkpoints with the same weights share one file; changed weights never hit)."""
-    from .models.registry import config_to_dict
-    h = hashlib.sha256()
-    h.update(json.dumps([model.model_name, config_to_dict(model.config)], sort_keys=True).encode())
-    for name, tensor in model.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().to('cpu').contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 def export_verified(model: nn.Module, path, spec: ExportSpec, tolerance: float | None = None,

@@ -229,7 +229,7 @@ class DepthEstimator:
     def _check_weights(self, onnx_path, meta: dict) -> None:
         """The file must hold this model's weights: same name and size are not enough (depth would come
         from the file, saliency from the torch model)."""
-        from .export import model_fingerprint
+        from .models.fingerprint import model_fingerprint
         ours = self.checkpoint or f'the {self.model.model_name} model given'
         theirs = meta.get('weights_sha256')
         redo = f'export it again: xd-rcdepth export --checkpoint {self.checkpoint or "CKPT"} --format onnx ...'

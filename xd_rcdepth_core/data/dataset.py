@@ -19,7 +19,7 @@ evaluates all 300 rows of its crop; the models pad to their stride inside, so no
 Each item is a dict of tensors: image 3 x H x W (ImageNet-normalised), radar C x H x W
 (``radar.encode_frame_radar``: depth, rcs, vx, vy by default; 0 = no radar), depth_interp,
 depth_sparse, depth_accumulated 1 x H x W (metres, 0 = none; all-zero when the dataset lacks a map),
-K 3 x 3, and name (str). Random numbers come from torch's global generator, which the DataLoader
+K 3 x 3, name (str) and flipped (bool: the item was mirrored). Random numbers come from torch's global generator, which the DataLoader
 seeds differently in every worker.
 """
 from __future__ import annotations
@@ -103,12 +103,14 @@ class RadarDepthDataset(torch.utils.data.Dataset):
         maps = {k: v[rows, cols] for k, v in maps.items()}
         K[0, 2] -= left
         K[1, 2] -= top
+        flipped = False
         if self.train:
-            image, radar, maps, K = self._photometric_and_flip(image, radar, maps, K)
+            image, radar, maps, K, flipped = self._photometric_and_flip(image, radar, maps, K)
         image = (image - np.float32(IMAGENET_MEAN)) / np.float32(IMAGENET_STD)
         item = {'image': torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
                 'radar': torch.from_numpy(np.ascontiguousarray(radar.transpose(2, 0, 1))),
-                'K': torch.from_numpy(K.astype(np.float32)), 'name': frame.name}
+                'K': torch.from_numpy(K.astype(np.float32)), 'name': frame.name,
+                'flipped': torch.tensor(flipped)}
         item.update({k: torch.from_numpy(np.ascontiguousarray(v))[None] for k, v in maps.items()})
         return item
 
@@ -123,7 +125,8 @@ class RadarDepthDataset(torch.utils.data.Dataset):
 
     def _photometric_and_flip(self, image, radar, maps, K):
         cfg = self.augment
-        if torch.rand(()).item() < cfg.flip_p:
+        flipped = torch.rand(()).item() < cfg.flip_p
+        if flipped:
             image, radar = image[:, ::-1], radar[:, ::-1].copy()
             maps = {k: v[:, ::-1] for k, v in maps.items()}
             K = K.copy()
@@ -134,4 +137,4 @@ class RadarDepthDataset(torch.utils.data.Dataset):
                         radar[..., 1 + j] *= -1
         if torch.rand(()).item() < cfg.color_p:
             image = colour_jitter(image, cfg)
-        return image, radar, maps, K
+        return image, radar, maps, K, flipped

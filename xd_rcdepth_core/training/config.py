@@ -42,6 +42,7 @@ class DataSection:
     workers: int = 4
     val_limit: Optional[int] = None              # evaluate at most this many val frames (None = all)
     flip_negates_lateral_velocity: bool = False  # references: vy not negated on flip (REFERENCE.md 1.7)
+    color_jitter_p: float = 0.5                  # photometric jitter probability (REFERENCE.md 1.7)
 
 
 @dataclass
@@ -95,6 +96,10 @@ class DistillSection:
     # all | valid (valid = GT_interp > min_depth). Ours: valid. benchmarks/distillation.py, 400 student
     # steps, 2 seeds: all -7.5 +- 4.8 % MAE vs no KD, valid +0.4 +- 4.6 % (README).
     d2kd_pixels: str = 'valid'
+    # Ours, for CPU budgets: a folder where the frozen teacher's D2-KD depth and X-KD maps are computed
+    # once per training sample and reused by every run (distill/teacher_targets.py). Exact, so only
+    # allowed where an item is a function of (sample, flip): full-frame crops, color_jitter_p 0.
+    teacher_targets: Optional[str] = None
 
 
 @dataclass
@@ -113,6 +118,10 @@ class TrainConfig:
     val_every: Optional[int] = None   # steps between validations; None = once per epoch
     select_metric: str = 'mae'        # best checkpoint: lowest val MAE at 80 m (references select by MAE)
     select_range: float = 80.0
+    # Ours (the references train a fixed 200 epochs): stop when select_metric has not improved by more
+    # than early_stop_min_delta (relative, 0.01 = 1 %) for this many validations; null = never.
+    early_stop_patience: Optional[int] = None
+    early_stop_min_delta: float = 0.0
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     optim: OptimSection = field(default_factory=OptimSection)
@@ -143,11 +152,21 @@ class TrainConfig:
                 raise ValueError(f'{name} must be at least 1, got {getattr(section, name)}')
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f'max_steps must be at least 1, got {self.max_steps}')
+        if self.early_stop_patience is not None and (self.early_stop_patience < 1 or self.data.val_split is None):
+            raise ValueError(f'early_stop_patience must be at least 1 and needs a val split, got '
+                             f'{self.early_stop_patience} with data.val_split={self.data.val_split}')
+        if self.early_stop_min_delta < 0:
+            raise ValueError(f'early_stop_min_delta must be >= 0, got {self.early_stop_min_delta}')
         if self.val_every is not None and self.val_every < 1:
             raise ValueError(f'val_every must be at least 1 (or null = once per epoch), got {self.val_every}')
         from ..metrics import METRIC_NAMES
         if self.select_metric not in METRIC_NAMES:
             raise ValueError(f'select_metric must be one of {", ".join(METRIC_NAMES)}, got {self.select_metric!r}')
+        if not 0 <= self.data.color_jitter_p <= 1:
+            raise ValueError(f'data.color_jitter_p must be in [0, 1], got {self.data.color_jitter_p}')
+        if self.distill.teacher_targets and self.data.color_jitter_p:
+            raise ValueError('distill.teacher_targets needs data.color_jitter_p=0: the cached teacher outputs '
+                             'are of the un-jittered images')
         if len(self.data.crop) != 2 or min(self.data.crop) < 32:
             raise ValueError(f'data.crop must be [height, width], each at least 32, got {list(self.data.crop)}')
         if self.optim.lr <= 0 or not 0 <= self.optim.end_lr_ratio <= 1:

@@ -83,6 +83,18 @@ class DistillObjective(StudentObjective):
             self._centres = bin_centres(d.d2kd_bins, d.d2kd_max_depth, d.d2kd_min_depth, device=device)
         return self._centres
 
+    def teacher_outputs(self, batch: dict, phi_mask):
+        """(teacher depth, teacher maps or None): cached in the batch (teacher_targets.py) or computed."""
+        d = self.d
+        if 'teacher_depth' in batch and (not self.use_xkd or 'teacher_maps' in batch):
+            return batch['teacher_depth'], batch.get('teacher_maps')
+        with self.autocast():
+            if self.use_xkd:
+                t_out, t_maps = teacher_saliency(self.teacher, batch['image'], batch['radar'], d.xkd_layers, phi_mask)
+                return t_out['depth'], t_maps
+            with torch.no_grad():
+                return self.teacher(batch['image'], batch['radar'])['depth'], None
+
     def __call__(self, model, out: dict, batch: dict):
         d = self.d
         depth = self.depth_terms(out, batch)
@@ -91,12 +103,7 @@ class DistillObjective(StudentObjective):
             return _total(terms)
         valid = valid_depth_mask(batch['depth_interp'], self.loss.min_depth)
         phi_mask = valid if d.xkd_target == 'valid_mean' else None
-        with self.autocast():
-            if self.use_xkd:
-                t_out, t_maps = teacher_saliency(self.teacher, batch['image'], batch['radar'], d.xkd_layers, phi_mask)
-            else:
-                with torch.no_grad():
-                    t_out = self.teacher(batch['image'], batch['radar'])
+        t_depth, t_maps = self.teacher_outputs(batch, phi_mask)
         if self.use_xkd:
             with self.autocast():
                 s_maps = student_saliency(getattr(model, 'module', model), batch['image'], batch['radar'],
@@ -106,7 +113,7 @@ class DistillObjective(StudentObjective):
             self.last_maps = ({k: v.detach() for k, v in s_maps.items()}, t_maps)
         if self.use_d2kd:
             mask = valid if d.d2kd_pixels == 'valid' else None
-            terms['d2kd'] = d.lambda_d2kd * d2kd_loss(out['depth'], t_out['depth'],
+            terms['d2kd'] = d.lambda_d2kd * d2kd_loss(out['depth'], t_depth,
                                                       self.centres(out['depth'].device), d.d2kd_tau, mask)
         return _total(terms)
 

@@ -2,7 +2,7 @@
 
 Extra keys (all tensors and plain containers, so ``torch.load(weights_only=True)`` reads them and a
 malicious pickle in a checkpoint never executes): optimizer, scaler, scheduler, step, rng (CPU and
-CUDA generator states), best (the best val value so far), train (recipe and the resolved config),
+CUDA generator states), best (the best val value so far), plateau (early stopping), train (recipe and the resolved config),
 val (the last val metrics). Files are written atomically by save_checkpoint.
 """
 from __future__ import annotations
@@ -30,9 +30,9 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_training_state(path, model, optimizer, scaler, schedule, step: int, best: dict, config: dict,
-                        val: dict | None = None) -> Path:
+                        val: dict | None = None, plateau: dict | None = None) -> Path:
     extra = {'optimizer': optimizer.state_dict(), 'scheduler': {**schedule.state_dict(), 'step': step},
-             'step': int(step), 'rng': rng_state(), 'best': best,
+             'step': int(step), 'rng': rng_state(), 'best': best, 'plateau': plateau or {},
              'train': {'recipe': config['recipe'], 'config': config}, 'val': val}
     if scaler is not None and scaler.is_enabled():
         extra['scaler'] = scaler.state_dict()

@@ -45,6 +45,14 @@ def set_determinism(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def _to_device(value, device):
+    if torch.is_tensor(value):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, dict):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    return value
+
+
 class Trainer:
     """train_dataset / val_frames replace the cache's (val_frames(rank, world) -> iterable of Frames)."""
 
@@ -71,6 +79,7 @@ class Trainer:
         torch.manual_seed(config.seed)           # the same initial weights in every process and run
         self.model = self._build_model().to(self.device)
         self.teacher = self._load_teacher() if config.recipe == 'distill' else None
+        self.teacher_targets = self._teacher_targets() if self.teacher is not None else None
         if config.optim.freeze_encoder_stem_and_bn:
             self.log(f'froze {freeze_encoder_stem_and_bn(self.model)} encoder stem / BN tensors (CaFNet set_misc)')
         self.optimizer = build_optimizer(self.model, config.optim)
@@ -79,6 +88,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler('cuda', enabled=self.amp)
         self.objective = make_objective(config, self.teacher, self.autocast)
         self.step, self.best, self.last_val = 0, {}, None
+        # early stopping: {'value', 'step'} of the last improvement > min_delta, 'stale' validations since
+        self.plateau = {}
         if resume:
             self._resume(self.ckpt_dir / 'last.pt' if resume == 'auto' else resume)
         self.net = self.model
@@ -119,6 +130,30 @@ class Trainer:
             p.requires_grad_(False)
         return teacher.to(self.device).eval()
 
+    def _teacher_targets(self):
+        """The teacher's cached outputs (distill.teacher_targets), or None to run it every step."""
+        from ..data.cache import CacheIndex, read_sample
+        from ..data.dataset import AugmentConfig, RadarDepthDataset
+        from ..distill.teacher_targets import TeacherTargets
+        cfg = self.config
+        if not cfg.distill.teacher_targets:
+            return None
+        d = cfg.data
+        index = CacheIndex(d.cache)
+        frame = read_sample(index.path(d.train_split, 0))
+        if tuple(d.crop) != (frame.height, frame.width):
+            raise ValueError(f'distill.teacher_targets needs full-frame training crops: data.crop={list(d.crop)} '
+                             f'but the frames are {frame.height} x {frame.width}')
+        datasets = [RadarDepthDataset(d.cache, d.train_split, train=True, augment=AugmentConfig(
+            crop=tuple(d.crop), flip_p=float(flip), color_p=0.0,
+            flip_negates_lateral_velocity=d.flip_negates_lateral_velocity)) for flip in (0, 1)]
+        dist = cfg.distill
+        layers = dist.xkd_layers if dist.kd in ('xkd', 'both') else None
+        with torch.random.fork_rng(devices=[]):   # the datasets draw from torch's RNG: leave the run's alone
+            return TeacherTargets.build(dist.teacher_targets, self.teacher, datasets, d.train_split, layers,
+                                        dist.xkd_target, cfg.loss.min_depth, d.batch_size, log=self.log,
+                                        progress=self.progress)
+
     def _resume(self, path):
         path = Path(path)
         if not path.is_file():
@@ -132,14 +167,21 @@ class Trainer:
         if self.amp and 'scaler' in ckpt:
             self.scaler.load_state_dict(ckpt['scaler'])
         self.step, self.best, self.last_val = int(ckpt['step']), dict(ckpt.get('best') or {}), ckpt.get('val')
+        self.plateau = dict(ckpt.get('plateau') or {})
         set_rng_state(ckpt['rng'])
         self.log(f'resumed {path} at step {self.step} of {self.total_steps}')
+
+    @property
+    def stopped_early(self) -> bool:
+        return bool(self.plateau.get('stopped'))
 
     # -- one step ------------------------------------------------------------------------------
     def train_step(self, batch: dict):
         if isinstance(self.objective, TeacherObjective):
             batch = self.objective.prepare_batch(batch)
-        batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        if self.teacher_targets is not None:
+            batch.update(self.teacher_targets.lookup(batch['name'], batch['flipped']))
+        batch = _to_device(batch, self.device)
         lr = self.schedule.apply(self.optimizer, self.step)
         self.net.train()
         with self.autocast():
@@ -169,7 +211,7 @@ class Trainer:
         bpe, started, start_step = self.sampler.batches_per_epoch, time.perf_counter(), self.step
         self._last_log = (started, self.step)
         try:
-            while self.step < self.total_steps:
+            while self.step < self.total_steps and not self.stopped_early:
                 epoch, done = divmod(self.step, bpe)
                 self.sampler.set_position(epoch, done)
                 loader = make_loader(self.train_dataset, self.sampler, cfg.data.workers, self.device.type == 'cuda')
@@ -177,7 +219,8 @@ class Trainer:
                     loss, terms, lr, out, batch = self.train_step(batch)
                     self.step += 1
                     self._after_step(report, loss, terms, lr, out, batch, end_of_epoch=self.step % bpe == 0)
-                    if self.step >= self.total_steps or (stop_after is not None and self.step >= stop_after):
+                    if (self.step >= self.total_steps or self.stopped_early
+                            or (stop_after is not None and self.step >= stop_after)):
                         break
                 if stop_after is not None and self.step >= stop_after:
                     break
@@ -199,14 +242,14 @@ class Trainer:
             report.images(step, out, batch, getattr(self.objective, 'last_maps', None))
         if (cfg.val_every and step % cfg.val_every == 0) or (cfg.val_every is None and end_of_epoch) or last:
             self.validate(report)
-        if step % cfg.checkpoint_every == 0 or last:
+        if step % cfg.checkpoint_every == 0 or last or self.stopped_early:
             self.save('last.pt')
 
     def save(self, name: str) -> None:
         self.dist.broadcast_buffers(self.model)
         if self.dist.is_main:
             save_training_state(self.ckpt_dir / name, self.model, self.optimizer, self.scaler, self.schedule,
-                                self.step, self.best, to_dict(self.config), self.last_val)
+                                self.step, self.best, to_dict(self.config), self.last_val, self.plateau)
         self.dist.barrier()
 
     def validate(self, report=None) -> dict | None:
@@ -236,12 +279,30 @@ class Trainer:
             if not self.best or sign * value < sign * self.best['value']:
                 self.best = {'metric': cfg.select_metric, 'range': cfg.select_range, 'value': value, 'step': self.step}
                 self.save('best.pt')
+            self._track_plateau(value, sign)
         return result
+
+    def _track_plateau(self, value: float, sign: float) -> None:
+        """Early stopping: count validations since the last improvement by more than min_delta (relative)."""
+        cfg = self.config
+        if not cfg.early_stop_patience:
+            return
+        ref = self.plateau.get('value')
+        if ref is None or sign * (ref - value) > cfg.early_stop_min_delta * abs(ref):
+            self.plateau = {'value': value, 'step': self.step, 'stale': 0, 'stopped': False}
+            return
+        self.plateau['stale'] += 1
+        if self.plateau['stale'] >= cfg.early_stop_patience:
+            self.plateau['stopped'] = True
+            self.log(f'early stop at step {self.step}: val {cfg.select_metric} has not improved by more than '
+                     f'{100 * cfg.early_stop_min_delta:g} % since step {self.plateau["step"]} '
+                     f'({cfg.early_stop_patience} validations)')
 
     def _finish(self, seconds: float, steps: int) -> dict:
         digests = self.dist.replica_checksums(self.model) if self.dist.enabled else None
         summary = {'recipe': self.config.recipe, 'step': self.step, 'total_steps': self.total_steps,
-                   'finished': self.step >= self.total_steps, 'seconds': round(seconds, 3),
+                   'finished': self.step >= self.total_steps or self.stopped_early,
+                   'stopped_early': self.stopped_early, 'seconds': round(seconds, 3),
                    'samples_per_s': steps * self.config.data.batch_size * self.dist.world_size / max(seconds, 1e-9),
                    'world_size': self.dist.world_size, 'best': self.best, 'val': self.last_val,
                    'replica_digests': digests}
