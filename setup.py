@@ -3,8 +3,8 @@
 xd_rcdepth_core: models, data, training, evaluation, the `xd-rcdepth` command (no ROS imports).
 xd_rcdepth_ros:  the thin ROS 2 layer (message conversion, pairing, the node, bags).
 """
-from glob import glob
 import os
+from glob import glob
 
 from setuptools import find_packages, setup
 
@@ -44,7 +44,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            'xd-rcdepth = xd_rcdepth_core.cli:main',
+            'xd-rcdepth = xd_rcdepth_ros.cli:main',
             'xd_rcdepth_node = xd_rcdepth_ros.node:main',
         ],
     },

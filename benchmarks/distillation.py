@@ -33,6 +33,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from xd_rcdepth_core.evaluate import EvalOptions, evaluate, frames_from_cache
+from xd_rcdepth_core.pipeline import DepthEstimator
+from xd_rcdepth_core.training import Trainer, load_config
+from xd_rcdepth_core.training.synthetic_cache import make_synthetic_cache
 
 # Plans. Step costs on one thread of a 2-core AVX2 EPYC at 96 x 192, batch 4 (s / step): teacher ~5,
 # student 0.8, D2-KD 0.85 and X-KD / both 2.7 with cached teacher outputs (the student's Grad-CAM
@@ -42,7 +46,7 @@ PLANS = {
                   teacher_steps=40, teacher_val_every=20, student_steps=20, val_every=10, seeds=(0, 1),
                   patience=None),
     'decide': dict(size=(96, 192), batch=4, scenes={'train': 30, 'val': 6, 'test': 8}, frames=12,
-                   teacher_steps=6000, teacher_val_every=250, student_steps=1000, val_every=100,
+                   teacher_steps=2500, teacher_val_every=250, student_steps=1000, val_every=100,
                    seeds=(0, 1, 2, 3, 4), patience=4),
 }
 TEACHER_MIN_DELTA = 0.01      # teacher early stop: val MAE at 80 m better by < 1 % for `patience` validations
@@ -92,7 +96,6 @@ def summary_of(run_dir: Path) -> dict | None:
 
 def train(run_dir: Path, recipe: str, overrides: list, log) -> dict | None:
     """Train (or resume) one run; None when another process is training it."""
-    from xd_rcdepth_core.training import Trainer, load_config
     done = summary_of(run_dir)
     if done:
         return done
@@ -111,8 +114,6 @@ def train(run_dir: Path, recipe: str, overrides: list, log) -> dict | None:
 
 
 def evaluate_run(run_dir: Path, cache: Path, split: str = 'test') -> dict:
-    from xd_rcdepth_core.evaluate import EvalOptions, evaluate, frames_from_cache
-    from xd_rcdepth_core.pipeline import DepthEstimator
     out = run_dir / f'eval_{split}'
     if (out / 'metrics.json').is_file():
         return json.loads((out / 'metrics.json').read_text())
@@ -157,7 +158,8 @@ def tabulate(evals: dict, vals: dict) -> dict:
     table = {}
     none80 = {s: mae80(m) for s, m in evals.get('none', {}).items()}
     for row, runs in evals.items():
-        entry = {r: {m: _stats(x['by_range'][r][m] for x in runs.values()) for m in METRICS} for r in ('50', '70', '80')}
+        entry = {r: {m: _stats(x['by_range'][r][m] for x in runs.values()) for m in METRICS}
+                 for r in ('50', '70', '80')}
         entry['val_mae_80'] = _stats(vals.get(row, {}).values())
         if row not in ('teacher', 'none'):
             entry['gain_80'] = paired_gain(none80, {s: mae80(m) for s, m in runs.items()})
@@ -256,7 +258,6 @@ def main(argv=None) -> int:
     def log(msg):
         print(f'[{time.perf_counter() - started:7.1f} s] {msg}', flush=True)
 
-    from xd_rcdepth_core.training.synthetic_cache import make_synthetic_cache
     cache = make_synthetic_cache(out / 'data', plan['scenes'], plan['frames'], plan['size'], log=log)
     common = [f'data.cache={cache}', f'data.crop={list(plan["size"])}', f'data.batch_size={plan["batch"]}',
               'data.workers=0', 'log_every=20', 'image_every=100000', *COMMON]

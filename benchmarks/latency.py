@@ -39,19 +39,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from xd_rcdepth_core import viz
+from xd_rcdepth_core.backends import TorchBackend, TorchOptions, onnxruntime_available
+from xd_rcdepth_core.backends.ort_backend import CUDA_PROVIDER, OnnxRuntimeBackend, available_providers
+from xd_rcdepth_core.export import ExportSpec, cached_export
+from xd_rcdepth_core.models import build_model
+from xd_rcdepth_core.models.summary import model_summary
+from xd_rcdepth_core.pipeline import finish_depth, normalise_image, prepare_inputs, radar_image, resize_frame_inputs
+from xd_rcdepth_core.synthetic import generate_sequence
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:   # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from xd_rcdepth_core.backends import TorchBackend, TorchOptions, onnxruntime_available  # noqa: E402
-from xd_rcdepth_core.models import build_model  # noqa: E402
-from xd_rcdepth_core.models.summary import model_summary  # noqa: E402
 
 STUDENT, TEACHER = 'xd_rcdepth', 'cafnet'
 DEFAULT_MODELS = (STUDENT, TEACHER, 'lircdepth')   # teacher second: the 8.8x goal needs it
 DEFAULT_SIZES = ('896x1600', '448x800')            # the paper's test frame and half of it
 BASELINE = 'torch eager fp32'
-PAPER_TEACHER_OVER_STUDENT = 0.132 / 0.015         # PAPER.md runtimes: CaFNet 0.132 s, XD-RCDepth 0.015 s
+PAPER_TEACHER_OVER_STUDENT = 0.132 / 0.015         # docs/paper.md runtimes: CaFNet 0.132 s, XD-RCDepth 0.015 s
 
 
 @dataclass(frozen=True)
@@ -141,8 +147,6 @@ def onnxruntime_matmul_peak_gmacs(device: torch.device) -> float | None:
 
 def frame_inputs(height: int, width: int, device):
     """(image, radar) network inputs and the Frame of one synthetic frame at height x width."""
-    from xd_rcdepth_core.pipeline import prepare_inputs
-    from xd_rcdepth_core.synthetic import generate_sequence
     frame = next(iter(generate_sequence(seed=0, n_frames=1, height=height, width=width)))
     image, radar, _ = prepare_inputs(frame, None, device)
     return frame, image, radar
@@ -163,7 +167,6 @@ def make_runner(path: InferencePath, model, device, onnx_file):
     if path.backend == 'torch-no_grad':
         return NoGradRunner(model, device)
     if path.backend == 'onnxruntime':
-        from xd_rcdepth_core.backends.ort_backend import OnnxRuntimeBackend
         return OnnxRuntimeBackend(onnx_file, device, threads=torch.get_num_threads())
     return TorchBackend(model, device, path.precision, path.options)
 
@@ -171,7 +174,6 @@ def make_runner(path: InferencePath, model, device, onnx_file):
 def onnx_export(model, precision: str, cache_dir: Path) -> tuple:
     """(file, seconds): a dynamic export (traced small, valid at every multiple of 32), as the
     pipeline makes on the fly; correctness at each size shows in the row's max |depth diff|."""
-    from xd_rcdepth_core.export import ExportSpec, cached_export
     start = time.perf_counter()
     spec = ExportSpec('onnx', 64, 96, dynamic=True, fp16=precision == 'fp16')
     path = cached_export(model, spec, cache_dir, verify=False)
@@ -206,7 +208,6 @@ def path_available(path: InferencePath, name: str, device) -> str | None:
     if path.backend == 'onnxruntime':
         if not onnxruntime_available():
             return 'onnxruntime not installed'
-        from xd_rcdepth_core.backends.ort_backend import CUDA_PROVIDER, available_providers
         if device.type == 'cuda' and CUDA_PROVIDER not in available_providers():
             return f'no {CUDA_PROVIDER} in this onnxruntime (install onnxruntime-gpu)'
     return None
@@ -286,8 +287,6 @@ def bench_model(run: Run, name: str, sizes: list, paths: list, peaks: dict) -> N
 
 def bench_processing(size, device, repeats: int = 20) -> dict:
     """Pipeline pre/post-processing at one size, each step alone (median ms)."""
-    from xd_rcdepth_core import viz
-    from xd_rcdepth_core.pipeline import finish_depth, normalise_image, radar_image, resize_frame_inputs
     height, width = size
     frame, _, _ = frame_inputs(height, width, device)
     image, K, h, w = resize_frame_inputs(frame, None)
@@ -343,9 +342,9 @@ def goals(rows: list, processing: list) -> dict:
         srows = rows_of(STUDENT, p['height'], p['width'])
         if srows:
             best = min(srows, key=lambda r: r['median_ms'])
-            shares[f"{p['height']}x{p['width']}"] = {'pre_post_ms': p['steps_ms']['total'], 'fastest_path': best['path'],
-                                                     'fraction_of_fastest': p['steps_ms']['total'] / best['median_ms'],
-                                                     'goal': 0.10}
+            shares[f"{p['height']}x{p['width']}"] = {
+                'pre_post_ms': p['steps_ms']['total'], 'fastest_path': best['path'],
+                'fraction_of_fastest': p['steps_ms']['total'] / best['median_ms'], 'goal': 0.10}
     if shares:
         out['pre_post_fraction'] = shares
     return out
@@ -391,9 +390,11 @@ def markdown(report: dict) -> str:
         lines.append(f"- fastest student path vs torch eager fp32 at 896x1600 (goal >= {s['goal']:.0f}x): "
                      f"{s['speedup']:.2f}x ({s['path']})")
     if 'student_fps_448x800' in g:
-        lines.append('- student FPS at 448x800: ' + ', '.join(f'{k} {v:.1f}' for k, v in g['student_fps_448x800'].items()))
+        fps = g['student_fps_448x800']
+        lines.append('- student FPS at 448x800: ' + ', '.join(f'{k} {v:.1f}' for k, v in fps.items()))
     for size, s in g.get('pre_post_fraction', {}).items():
-        lines.append(f"- pre/post-processing at {size}: {s['pre_post_ms']:.1f} ms = {100 * s['fraction_of_fastest']:.1f} % "
+        lines.append(f"- pre/post-processing at {size}: {s['pre_post_ms']:.1f} ms = "
+                     f"{100 * s['fraction_of_fastest']:.1f} % "
                      f"of the fastest student path ({s['fastest_path']}; goal < {100 * s['goal']:.0f} %)")
     if report['skipped']:
         lines += ['', 'Skipped: ' + '; '.join(f"{s['model']} {s['size']} {s['path']} ({s['why']})"
@@ -410,7 +411,8 @@ def environment(device, threads) -> dict:
     name = torch.cuda.get_device_name(device) if device.type == 'cuda' else (platform.processor() or platform.machine())
     if device.type == 'cpu':
         try:
-            name = next(line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo') if line.startswith('model name'))
+            with open('/proc/cpuinfo') as f:
+                name = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
         except (OSError, StopIteration):
             pass
     return {'device': str(device), 'device_name': name, 'cpus': os.cpu_count(), 'threads': threads,
@@ -468,7 +470,8 @@ def main(argv=None) -> int:
     processing = [bench_processing(size, device) for size in args.sizes]
     add_ratios(run.rows)
     env['loadavg_end'] = [round(v, 2) for v in os.getloadavg()]
-    report = {'environment': env, 'peak_gmacs': peaks, 'peak_gmacs_by_library': peak_sources, 'results': run.rows, 'processing': processing,
+    report = {'environment': env, 'peak_gmacs': peaks, 'peak_gmacs_by_library': peak_sources, 'results': run.rows,
+              'processing': processing,
               'skipped': run.skipped, 'goals': goals(run.rows, processing),
               'wall_s': time.perf_counter() - run.started}
     table = markdown(report)

@@ -31,7 +31,7 @@ except ImportError:  # run from a checkout without installing
 
 TEACHER = 'cafnet'
 DEFAULT_MODELS = ('xd_rcdepth', 'lircdepth', 'cafnet')
-DEFAULT_SIZES = ('896x1600', '352x704')   # test frame (REFERENCE.md 1.2) and training crop
+DEFAULT_SIZES = ('896x1600', '352x704')   # test frame (docs/reference.md 1.2) and training crop
 
 
 def parse_size(text: str) -> tuple[int, int]:

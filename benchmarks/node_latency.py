@@ -32,6 +32,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'test'))
+from xd_rcdepth_core.geometry import rotation_to_quaternion
+from xd_rcdepth_core.models import build_model
+from xd_rcdepth_core.models.checkpoint import save_checkpoint
+from xd_rcdepth_core.pipeline import DepthEstimator
+from xd_rcdepth_core.synthetic import generate_sequence
+from xd_rcdepth_ros.resources import apply_fastdds_profile
+
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.setdefault('ROS_DOMAIN_ID', str(20 + os.getpid() % 80))
 
@@ -84,12 +91,6 @@ def main() -> int:
     args = parse_args()
     h, w = (int(v) for v in args.size.lower().split('x'))
     import torch
-    from xd_rcdepth_core.geometry import rotation_to_quaternion
-    from xd_rcdepth_core.models import build_model
-    from xd_rcdepth_core.models.checkpoint import save_checkpoint
-    from xd_rcdepth_core.pipeline import DepthEstimator
-    from xd_rcdepth_core.synthetic import generate_sequence
-    from xd_rcdepth_ros.resources import apply_fastdds_profile
 
     if args.threads:
         torch.set_num_threads(args.threads)

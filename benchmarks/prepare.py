@@ -1,6 +1,6 @@
 """Benchmark of dataset preparation on a synthetic nuScenes-format set (prints a table, writes JSON).
 
-1. Writes a synthetic scene in the nuScenes format (``data.nuscenes_writer``): 17 keyframes at
+1. Writes a synthetic scene in the nuScenes format (``data.nuscenes.writer``): 17 keyframes at
    1600 x 900 (so the middle keyframe has a full +-80-sweep annotated window) and every 20 Hz lidar
    sweep around them.
 2. Times the accumulated-GT step for the middle keyframe at +-80 sweeps on one core (BLAS threads
@@ -23,28 +23,26 @@ import os
 for _var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
     os.environ.setdefault(_var, '1')
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from xd_rcdepth_core.data.nuscenes import NuScenesAdapter, NuScenesConfig  # noqa: E402
-from xd_rcdepth_core.data.nuscenes_lidar import accumulated_depth, single_sweep_projection  # noqa: E402
-from xd_rcdepth_core.data.nuscenes_poses import sensor_pose  # noqa: E402
-from xd_rcdepth_core.data.nuscenes_writer import write_nuscenes  # noqa: E402
-from xd_rcdepth_core.data.prepare import prepare  # noqa: E402
-from xd_rcdepth_core.geometry import sparse_depth_map  # noqa: E402
-from xd_rcdepth_core.groundtruth import interpolate_depth  # noqa: E402
-
+from xd_rcdepth_core.data.nuscenes.adapter import NuScenesAdapter, NuScenesConfig
+from xd_rcdepth_core.data.nuscenes.lidar import accumulated_depth, single_sweep_projection
+from xd_rcdepth_core.data.nuscenes.poses import sensor_pose
+from xd_rcdepth_core.data.nuscenes.writer import write_nuscenes
+from xd_rcdepth_core.data.prepare import prepare
+from xd_rcdepth_core.geometry import sparse_depth_map
+from xd_rcdepth_core.groundtruth import interpolate_depth
 
 GOAL_CPU_SECONDS = 2.0
 
@@ -148,7 +146,8 @@ def main(argv=None) -> int:
           f"{'load avg':>9s}")
     for r in runs:
         print(f"  {r['workers']:7d} {r['seconds']:8.2f} {r['samples_per_s']:10.3f} "
-              f"{r['samples_per_s_per_worker']:11.3f} {r['cpu_seconds_per_sample']:13.2f} {r['load_average_1min']:9.2f}")
+              f"{r['samples_per_s_per_worker']:11.3f} {r['cpu_seconds_per_sample']:13.2f} "
+              f"{r['load_average_1min']:9.2f}")
     print(f"  ({os.cpu_count()} CPUs; the load average shows other processes sharing them: a worker's own cost "
           f"is its CPU s/sample)")
     out = Path(args.out)

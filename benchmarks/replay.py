@@ -17,30 +17,36 @@ import os
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.setdefault('ROS_DOMAIN_ID', str(20 + os.getpid() % 80))
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from xd_rcdepth_core.commands import synth as command
+from xd_rcdepth_ros.bagfile.reader import message_class, reading
+from xd_rcdepth_ros.dataset_to_bag.scene import write_scene
+from xd_rcdepth_ros.dataset_to_bag.synthetic import SyntheticSceneSource
+from xd_rcdepth_ros.playback.player import BagPlayer
+from xd_rcdepth_ros.playback.session import RosSession
+from xd_rcdepth_ros.replay_eval.bag_frames import BagFrames
+from xd_rcdepth_ros.replay_eval.bag_topics import resolve_layout
+from xd_rcdepth_ros.resources import apply_fastdds_profile
+from xd_rcdepth_ros.to_frame import parse_field_map
 
 
 def _synthetic(root: Path, frames: int, size: str) -> None:
-    from xd_rcdepth_core.synthetic import command
     command.run(argparse.Namespace(out=str(root), scenes=1, frames=frames, size=size, seed=0, accumulate=0,
                                    visualise=0, png=False, overwrite=False, quiet=True))
 
 
 def _replay(bag: Path, rate: float, topics: list) -> dict:
     from rclpy.qos import qos_profile_sensor_data
-    from xd_rcdepth_ros.bag.reader import message_class
-    from xd_rcdepth_ros.bag.replay import BagPlayer
-    from xd_rcdepth_ros.bag.session import RosSession
     got = []
     lock = threading.Lock()
     listener = RosSession('xd_rcdepth_bench_listener')
@@ -72,13 +78,6 @@ def main(argv=None) -> int:
     parser.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
     parser.add_argument('--out', default='out/benchmarks/replay.json')
     args = parser.parse_args(argv)
-    from xd_rcdepth_ros.bag.frames import parse_field_map
-    from xd_rcdepth_ros.bag.layout import resolve_layout
-    from xd_rcdepth_ros.bag.read import BagFrames
-    from xd_rcdepth_ros.bag.reader import reading
-    from xd_rcdepth_ros.bag.synthetic_source import SyntheticSceneSource
-    from xd_rcdepth_ros.bag.to_bag import write_scene
-    from xd_rcdepth_ros.resources import apply_fastdds_profile
     print(apply_fastdds_profile())
     work = Path(tempfile.mkdtemp(prefix='xd_rcdepth_bench_replay_'))
     try:

@@ -15,24 +15,23 @@ import os
 for _var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS', 'NUMEXPR_NUM_THREADS'):
     os.environ[_var] = '1'
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from xd_rcdepth_core.geometry import invert_transform, transform_points  # noqa: E402
-from xd_rcdepth_core.groundtruth import accumulate_depth, interpolate_depth  # noqa: E402
-from xd_rcdepth_core.synthetic.lidar import lidar_sweep  # noqa: E402
-from xd_rcdepth_core.synthetic.radar_sim import radar_sweep  # noqa: E402
-from xd_rcdepth_core.synthetic.sequence import GroundTruthSettings, make_frame  # noqa: E402
-from xd_rcdepth_core.synthetic.world import CAMERA, LIDAR, RADAR, World  # noqa: E402
+from xd_rcdepth_core.geometry import invert_transform, transform_points
+from xd_rcdepth_core.groundtruth import accumulate_depth, interpolate_depth
+from xd_rcdepth_core.synthetic.lidar import lidar_sweep
+from xd_rcdepth_core.synthetic.radar_sim import radar_sweep
+from xd_rcdepth_core.synthetic.sequence import GroundTruthSettings, make_frame
+from xd_rcdepth_core.synthetic.world import CAMERA, LIDAR, RADAR, World
 
 
 def _timed(fn):

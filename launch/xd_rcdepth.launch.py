@@ -2,6 +2,10 @@
 
     ros2 launch xd_rcdepth_ros xd_rcdepth.launch.py checkpoint:=/path/model.pt \
         image:=/CAM_FRONT/image_raw camera_info:=/CAM_FRONT/camera_info radar:=/RADAR_FRONT
+    # outputs on chosen topics too (each defaults to the node's private name, ~/output/...):
+    ros2 launch xd_rcdepth_ros xd_rcdepth.launch.py checkpoint:=/path/model.pt \
+        image:=/CAM_FRONT/image_raw camera_info:=/CAM_FRONT/camera_info radar:=/RADAR_FRONT \
+        depth:=/perception/depth depth_camera_info:=/perception/depth/camera_info points:=/perception/points
     # a compressed camera stream:
     ros2 launch xd_rcdepth_ros xd_rcdepth.launch.py checkpoint:=/path/model.pt compressed_image:=true \
         image_compressed:=/CAM_FRONT/image_raw/compressed camera_info:=/CAM_FRONT/camera_info radar:=/RADAR_FRONT
@@ -28,15 +32,28 @@ ARGUMENTS = {
                                              '(used with compressed_image:=true).'),
     'camera_info': ('camera_info', 'CameraInfo topic remapped to ~/input/camera_info.'),
     'radar': ('radar_points', 'Radar PointCloud2 topic remapped to ~/input/radar_points.'),
+    'depth': ('~/output/depth', 'Topic of the depth image (32FC1), remapped from ~/output/depth.'),
+    'depth_camera_info': ('~/output/depth/camera_info', 'Topic of the depth\'s CameraInfo, remapped from '
+                                                        '~/output/depth/camera_info.'),
+    'depth_colored': ('~/output/depth_colored', 'Topic of the coloured depth (bgr8), remapped from '
+                                                '~/output/depth_colored.'),
+    'points': ('~/output/points', 'Topic of the depth point cloud (points.enabled), remapped from ~/output/points.'),
+    'saliency_overlay': ('~/debug/saliency_overlay', 'Topic of the Grad-CAM overlay (bgr8), remapped from '
+                                                     '~/debug/saliency_overlay.'),
     'use_sim_time': ('false', 'Use /clock (rosbag replay with --clock).'),
     'rviz': ('false', 'Also start RViz with the package\'s config/xd_rcdepth.rviz.'),
 }
 # Launch arguments that override the node parameter of the same name when non-empty.
 PARAMETER_ARGUMENTS = ('checkpoint', 'device', 'backend', 'compressed_image', 'use_sim_time')
 BOOLEAN_ARGUMENTS = ('compressed_image', 'use_sim_time', 'rviz')
-# Launch argument -> the node's private topic it is remapped onto.
-REMAP_ARGUMENTS = {'image': '~/input/image', 'image_compressed': '~/input/image/compressed',
-                   'camera_info': '~/input/camera_info', 'radar': '~/input/radar_points'}
+# Launch argument -> the node's private topic it remaps: inputs (onto the private name) and outputs
+# (from it; each defaults to the private name itself, which adds no remap: nothing changes by default).
+INPUT_REMAP_ARGUMENTS = {'image': '~/input/image', 'image_compressed': '~/input/image/compressed',
+                         'camera_info': '~/input/camera_info', 'radar': '~/input/radar_points'}
+OUTPUT_REMAP_ARGUMENTS = {'depth': '~/output/depth', 'depth_camera_info': '~/output/depth/camera_info',
+                          'depth_colored': '~/output/depth_colored', 'points': '~/output/points',
+                          'saliency_overlay': '~/debug/saliency_overlay'}
+REMAP_ARGUMENTS = {**INPUT_REMAP_ARGUMENTS, **OUTPUT_REMAP_ARGUMENTS}
 
 
 def _true(text: str) -> bool:
@@ -49,7 +66,8 @@ def node_wiring(arg: dict, share: str) -> dict:
     overrides = {name: _true(arg[name]) if name in BOOLEAN_ARGUMENTS else arg[name]
                  for name in PARAMETER_ARGUMENTS if arg[name]}
     return {'namespace': arg['namespace'], 'parameters': [params_file, overrides],
-            'remappings': [(private, arg[name]) for name, private in REMAP_ARGUMENTS.items()],
+            'remappings': [(private, arg[name]) for name, private in REMAP_ARGUMENTS.items()
+                           if arg[name] != private],
             'rviz': _true(arg['rviz']), 'use_sim_time': overrides.get('use_sim_time', False)}
 
 
@@ -77,8 +95,9 @@ def _setup(context):
 
 
 def generate_launch_description():
-    from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
+
+    from launch import LaunchDescription
     return LaunchDescription(
         [DeclareLaunchArgument(name, default_value=default, description=desc)
          for name, (default, desc) in ARGUMENTS.items()] + [OpaqueFunction(function=_setup)])

@@ -5,9 +5,10 @@ import time
 
 import numpy as np
 
+from xd_rcdepth_core.frame import DEFAULT_RADAR_FIELDS as RADAR_FIELDS
+from xd_rcdepth_core.geometry import rotation_to_quaternion
 from xd_rcdepth_ros import convert
-
-RADAR_FIELDS = ('x', 'y', 'z', 'rcs', 'vx', 'vy')
+from xd_rcdepth_ros.node import DepthNode
 
 
 def stamp_msg(seconds: float):
@@ -54,14 +55,12 @@ class Harness:
 
     def __init__(self, checkpoint, T_camera_radar, name='xd_rcdepth', **params):
         import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
-        from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import QoSProfile, qos_profile_sensor_data
         from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-        from xd_rcdepth_core.geometry import rotation_to_quaternion
-        from xd_rcdepth_ros.node import DepthNode
         overrides = [Parameter('checkpoint', value=str(checkpoint)), Parameter('autostart', value=False),
                      Parameter('T_camera_radar.translation', value=[float(v) for v in T_camera_radar[:3, 3]]),
                      Parameter('T_camera_radar.rotation',

@@ -13,6 +13,7 @@ from xd_rcdepth_core.models import build_model
 from xd_rcdepth_core.models.checkpoint import save_checkpoint
 from xd_rcdepth_core.pipeline import DepthEstimator
 from xd_rcdepth_core.synthetic import generate_sequence
+from xd_rcdepth_ros import convert
 
 pytest.importorskip('onnxruntime')
 H, W = 90, 160          # not multiples of 32: the ONNX Runtime backend pads like the model does
@@ -149,7 +150,6 @@ def ros():
 def test_node_runs_with_backend_onnxruntime(ros, student, frames, cache_dir, ort_estimator, tmp_path, monkeypatch):
     from rclpy.lifecycle import TransitionCallbackReturn
     from ros_helpers import Harness, frame_messages, nan_equal, spin_until
-    from xd_rcdepth_ros import convert
     monkeypatch.setenv('XD_RCDEPTH_CACHE', str(cache_dir))    # the export made above is reused
     checkpoint = save_checkpoint(tmp_path / 'student.pt', student)
     T = frames[0].T_camera_radar

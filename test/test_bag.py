@@ -1,7 +1,7 @@
 """Dataset -> rosbag2 (to-bag), reading bags back for evaluation, and bad bags / bad input.
 
 Real pieces throughout: the synthetic world written to disk by `xd-rcdepth synth`, a nuScenes-format
-set written by data.nuscenes_writer and read by the devkit, rosbags writing and reading mcap and
+set written by data.nuscenes.writer and read by the devkit, rosbags writing and reading mcap and
 sqlite3 bags, the `mcap` + `mcap_ros2` readers as an independent check of the bytes.
 """
 from __future__ import annotations
@@ -21,15 +21,19 @@ import yaml
 pytest.importorskip('rclpy', reason='rclpy is installed by make test (ROS 2 Jazzy wheels)')
 pytest.importorskip('rosbags')
 
-from xd_rcdepth_core.cli import UserError  # noqa: E402
+from xd_rcdepth_core.commands import synth as command  # noqa: E402
+from xd_rcdepth_core.data.nuscenes.adapter import NuScenesAdapter, NuScenesConfig
+from xd_rcdepth_core.data.nuscenes.writer import write_nuscenes
+from xd_rcdepth_core.errors import UserError  # noqa: E402
 from xd_rcdepth_core.synthetic import World, read_sequence  # noqa: E402
-from xd_rcdepth_ros.bag import schema  # noqa: E402
-from xd_rcdepth_ros.bag.frames import parse_field_map  # noqa: E402
-from xd_rcdepth_ros.bag.layout import resolve_layout  # noqa: E402
-from xd_rcdepth_ros.bag.read import BagFrames, plan_frames  # noqa: E402
-from xd_rcdepth_ros.bag.reader import BagError, deserialize, reading  # noqa: E402
-from xd_rcdepth_ros.bag.sidecar import read_sidecar  # noqa: E402
-from xd_rcdepth_ros.bag.write import BagWriter  # noqa: E402
+from xd_rcdepth_ros import convert
+from xd_rcdepth_ros.bagfile import schema
+from xd_rcdepth_ros.bagfile.reader import BagError, deserialize, reading  # noqa: E402
+from xd_rcdepth_ros.bagfile.sidecar import read_sidecar  # noqa: E402
+from xd_rcdepth_ros.bagfile.writer import BagWriter  # noqa: E402
+from xd_rcdepth_ros.replay_eval.bag_frames import BagFrames, plan_frames  # noqa: E402
+from xd_rcdepth_ros.replay_eval.bag_topics import resolve_layout  # noqa: E402
+from xd_rcdepth_ros.to_frame import parse_field_map  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 H, W = 90, 160
@@ -50,7 +54,6 @@ def run_command(module: str, argv: list) -> tuple:
 
 def make_synthetic_bag(folder: Path) -> tuple:
     """(dataset root, bag) of a tiny synthetic scene: `xd-rcdepth synth`, then `to-bag`."""
-    from xd_rcdepth_core.synthetic import command
     root, bag = folder / 'data', folder / 'scene-0001'
     command.run(argparse.Namespace(out=str(root), scenes=1, frames=FRAMES, size=f'{H}x{W}', seed=3, accumulate=1,
                                    visualise=0, png=False, overwrite=False, quiet=True))
@@ -183,7 +186,6 @@ def test_to_bag_sqlite3_compressed(synthetic_root, tmp_path):
     assert list(scene.glob('*.db3'))
     msgs = _messages(scene, '/CAM_FRONT/image_raw/compressed')
     assert len(msgs) == FRAMES and msgs[0][1].format.startswith('rgb8; jpeg')
-    from xd_rcdepth_ros import convert
     rgb = convert.compressed_to_rgb(msgs[0][1])
     stored = next(iter(read_sequence(synthetic_root)))
     assert rgb.shape == stored.image.shape and np.abs(rgb.astype(int) - stored.image).mean() < 6
@@ -194,8 +196,6 @@ def test_to_bag_sqlite3_compressed(synthetic_root, tmp_path):
 
 def test_to_bag_nuscenes_devkit(tmp_path):
     pytest.importorskip('nuscenes', reason='nuscenes-devkit is in requirements.txt')
-    from xd_rcdepth_core.data.nuscenes import NuScenesAdapter, NuScenesConfig
-    from xd_rcdepth_core.data.nuscenes_writer import write_nuscenes
     write_nuscenes(tmp_path / 'nus', seed=1, n_scenes=1, samples_per_scene=2, height=H, width=W, accumulate=2,
                    keyframe_every=3)
     bag = tmp_path / 'nbag'
@@ -314,6 +314,7 @@ def _middle_message_record(mcap_file: Path) -> int:
     """File offset of the middle message record of the middle chunk (MCAP spec: Chunk = opcode, u64
     length, start/end time, u64 uncompressed size, u32 crc, compression string, u64 records length)."""
     import struct
+
     from mcap.reader import make_reader
     with open(mcap_file, 'rb') as f:
         chunks = make_reader(f).get_summary().chunk_indexes
@@ -411,11 +412,23 @@ def test_not_a_bag(tmp_path, synthetic_bag):
         _layout(next(synthetic_bag.glob('*.mcap')))
 
 
-def test_commands_import_nothing_heavy():
-    code = ('import sys\n'
-            'import xd_rcdepth_ros.commands.to_bag, xd_rcdepth_ros.commands.replay\n'
-            'import xd_rcdepth_ros.commands.replay_eval\n'
-            'print(",".join(sorted(m for m in sys.modules if m.split(".")[0] in ("rclpy", "rosbags", "torch"))))\n')
+def test_cli_imports_only_the_chosen_command():
+    """`xd-rcdepth --help` loads no subcommand module (nor torch, rclpy, rosbags); `info` loads no ROS."""
+    heavy = 'sorted(m for m in sys.modules if m.split(".")[0] in ("rclpy", "rosbags", "torch") or ".commands." in m)'
+    code = ('import sys, contextlib, io\n'
+            'from xd_rcdepth_ros import cli\n'
+            'with contextlib.redirect_stdout(io.StringIO()): cli.main([])\n'
+            f'print(",".join({heavy}))\n')
     out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ''
+    code = ('import sys\n'
+            'from xd_rcdepth_ros import cli\n'
+            'from xd_rcdepth_core.cli import build_parser\n'
+            'build_parser(cli.COMMANDS, ["info"])\n'
+            f'print(",".join({heavy}))\n')
+    out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    loaded = set(out.stdout.strip().split(','))
+    assert {m for m in loaded if '.commands.' in m} == {'xd_rcdepth_core.commands.info'}
+    assert not {m for m in loaded if m.split('.')[0] in ('rclpy', 'rosbags')}

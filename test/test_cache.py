@@ -5,14 +5,20 @@ import os
 
 import numpy as np
 import pytest
-
 from test_nuscenes import write_toy
 from test_zju import write_zju_frames
+
+from xd_rcdepth_core.commands.prepare import add_arguments as add_prepare_arguments
+from xd_rcdepth_core.commands.prepare import run as run_prepare
+from xd_rcdepth_core.commands.show import add_arguments as add_show_arguments
+from xd_rcdepth_core.commands.show import run as run_show
+from xd_rcdepth_core.commands.synth import add_arguments, run
 from xd_rcdepth_core.data.cache import CacheIndex, read_sample, sample_path
-from xd_rcdepth_core.data.commands import add_prepare_arguments, add_show_arguments, run_prepare, run_show
 from xd_rcdepth_core.data.errors import CacheMismatchError, DatasetError
+from xd_rcdepth_core.data.nuscenes.adapter import NuScenesAdapter, NuScenesConfig
 from xd_rcdepth_core.data.prepare import prepare
 from xd_rcdepth_core.data.zju import ZJUAdapter
+from xd_rcdepth_core.synthetic import SyntheticStore
 
 
 def quiet(*_):
@@ -42,7 +48,6 @@ def test_zju_cache_reads_back_the_frames(tmp_path):
 
 def test_nuscenes_cache_skips_bad_samples_and_reports_them(tmp_path):
     toy = write_toy(tmp_path / 'nus', n_samples=6)
-    from xd_rcdepth_core.data.nuscenes import NuScenesAdapter, NuScenesConfig
     nusc = NuScenesAdapter(toy.root, 'v1.0-mini', NuScenesConfig(lidar_sweeps=4)).nusc
 
     def file_of(sample, channel):
@@ -158,8 +163,6 @@ def test_cli_prepare_and_show(tmp_path, capsys):
 
 
 def test_synthetic_native_storage_cache(tmp_path):
-    from xd_rcdepth_core.synthetic import SyntheticStore
-    from xd_rcdepth_core.synthetic.command import add_arguments, run
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     run(parser.parse_args(['--out', str(tmp_path / 'syn'), '--scenes', '2', '--frames', '2', '--size', '48x80',

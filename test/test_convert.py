@@ -12,11 +12,23 @@ import pytest
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
+from xd_rcdepth_core.frame import NUSCENES_RADAR_FIELDS, Frame
 from xd_rcdepth_ros import convert
-from xd_rcdepth_ros.convert import (ConversionError, array_to_image_msg, array_to_pointcloud2,
-                                    camera_info_msg, camera_info_to_K, compressed_to_rgb,
-                                    depth_to_image_msg, finite_rows, image_msg_to_array, image_to_rgb,
-                                    pointcloud2_to_array, rgb_to_compressed_msg, rgb_to_image_msg)
+from xd_rcdepth_ros.convert import (
+    ConversionError,
+    array_to_image_msg,
+    array_to_pointcloud2,
+    camera_info_msg,
+    camera_info_to_K,
+    compressed_to_rgb,
+    depth_to_image_msg,
+    finite_rows,
+    image_msg_to_array,
+    image_to_rgb,
+    pointcloud2_to_array,
+    rgb_to_compressed_msg,
+    rgb_to_image_msg,
+)
 
 # The 2 x 3 RGB image most image tests use: pixel (r, c) = (10r + c, 100 + 10r + c, 200 + 10r + c).
 RGB = np.array([[[10 * r + c, 100 + 10 * r + c, 200 + 10 * r + c] for c in range(3)] for r in range(2)],
@@ -350,7 +362,6 @@ def test_array_to_pointcloud2_round_trip_and_layout():
 
 
 def test_frame_radar_to_pointcloud2():
-    from xd_rcdepth_core.frame import NUSCENES_RADAR_FIELDS, Frame
     radar = np.arange(2 * len(NUSCENES_RADAR_FIELDS), dtype=np.float32).reshape(2, -1)
     frame = Frame(image=np.zeros((4, 4, 3), np.uint8), K=np.eye(3), radar=radar,
                   radar_fields=NUSCENES_RADAR_FIELDS)

@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from xd_rcdepth_core.config import IMAGENET_MEAN, IMAGENET_STD, NUSCENES_CAM_FRONT
-from xd_rcdepth_core.data.cache import sample_path, write_index, write_sample
+from xd_rcdepth_core.data.cache import CacheIndex, sample_path, write_index, write_sample
 from xd_rcdepth_core.data.dataset import AugmentConfig, RadarDepthDataset, eval_window
+from xd_rcdepth_core.data.prepare import prepare
+from xd_rcdepth_core.data.zju import ZJU_CROP_ROWS
 from xd_rcdepth_core.frame import Frame
 from xd_rcdepth_core.geometry import backproject_pixels
 from xd_rcdepth_core.radar import encode_frame_radar
@@ -142,9 +144,6 @@ def test_zju_eval_keeps_all_rows_of_the_crop(tmp_path):
     """RadarCam-Depth evaluates all 300 rows of its 1280 x 300 crop: no cut to 288 (nuScenes keeps its
     references' 900 -> 896: test_eval_drops_top_rows_to_a_multiple_of_32)."""
     from test_zju import write_zju_frames
-    from xd_rcdepth_core.data.cache import CacheIndex
-    from xd_rcdepth_core.data.prepare import prepare
-    from xd_rcdepth_core.data.zju import ZJU_CROP_ROWS
     write_zju_frames(tmp_path / 'zju', n=2, height=720, width=1280)
     prepare('zju', tmp_path / 'zju', out=tmp_path / 'cache', options={'crop_rows': ZJU_CROP_ROWS}, splits=['train'],
             progress=False, log=lambda *_: None)

@@ -9,9 +9,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from xd_rcdepth_core.distill.losses import (bin_centres, d2kd_loss, depth_log_distribution, edge_aware_smoothness,
-                                            masked_l1, saliency_maps, student_saliency, teacher_saliency,
-                                            xkd_loss)
+from xd_rcdepth_core.distill.losses import (
+    bin_centres,
+    d2kd_loss,
+    depth_log_distribution,
+    edge_aware_smoothness,
+    masked_l1,
+    saliency_maps,
+    student_saliency,
+    teacher_saliency,
+    xkd_loss,
+)
+from xd_rcdepth_core.distill.saliency import frozen_batch_statistics
 from xd_rcdepth_core.models import build_model
 
 # ----------------------------------------------------------------------------- D2-KD
@@ -139,7 +148,6 @@ def test_student_saliency_is_not_cancelled_by_batchnorm(student):
     # training forward cancel across samples (and vanish at batch size 1). student_saliency must not.
     image, radar = _inputs(batch=4)
     assert _alpha_cancellation(student(image, radar)) < 1e-3
-    from xd_rcdepth_core.distill.saliency import frozen_batch_statistics
     with frozen_batch_statistics(student):
         assert _alpha_cancellation(student(image, radar)) > 0.1
     single = student_saliency(student, image[:1], radar[:1])

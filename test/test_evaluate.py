@@ -7,9 +7,16 @@ import numpy as np
 import pytest
 import torch
 
+from xd_rcdepth_core import cli as cli_module
 from xd_rcdepth_core.data.images import read_depth_png
-from xd_rcdepth_core.evaluate import (EvalOptions, combine_records, crop_for_eval, evaluate, frames_from_cache,
-                                      frames_from_synthetic)
+from xd_rcdepth_core.evaluate import (
+    EvalOptions,
+    combine_records,
+    crop_for_eval,
+    evaluate,
+    frames_from_cache,
+    frames_from_synthetic,
+)
 from xd_rcdepth_core.frame import Frame
 from xd_rcdepth_core.metrics import METRIC_NAMES, MetricAccumulator
 from xd_rcdepth_core.models import build_model, save_checkpoint
@@ -38,9 +45,6 @@ def checkpoints(tmp_path_factory):
 
 
 def cli(argv, monkeypatch):
-    from xd_rcdepth_core import cli as cli_module
-    for name in ('train', 'eval', 'saliency'):
-        monkeypatch.setitem(cli_module.SUBCOMMANDS, name, (f'xd_rcdepth_core.commands.{name}', name))
     return cli_module.main(argv)
 
 

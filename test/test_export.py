@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from xd_rcdepth_core import cli
+from xd_rcdepth_core import cli, export
 from xd_rcdepth_core.backends.ort_backend import OnnxRuntimeBackend
 from xd_rcdepth_core.backends.verify import reference_depth, synthetic_inputs, verify_export
-from xd_rcdepth_core.export import (TENSORRT_OPS, ExportSpec, export_model, read_metadata,
-                                    tensorrt_report)
+from xd_rcdepth_core.commands import export as command
+from xd_rcdepth_core.export import TENSORRT_OPS, ExportSpec, export_model, tensorrt_report
+from xd_rcdepth_core.exported import read_metadata
 from xd_rcdepth_core.models import build_model, save_checkpoint
 from xd_rcdepth_core.models.fingerprint import model_fingerprint
 
@@ -37,13 +38,8 @@ def checkpoint(tmp_path_factory, student):
 
 
 @pytest.fixture
-def export_cli(capsys, monkeypatch):
-    """Run `xd-rcdepth export ARGS` in-process (no second torch import); (rc, stdout, stderr).
-    The module is put in the registry for the test's duration so these tests exercise the command
-    even before cli.py lists it; test_export_is_a_registered_subcommand checks the real registry."""
-    monkeypatch.setitem(cli.SUBCOMMANDS, 'export',
-                        cli.SUBCOMMANDS.get('export', ('xd_rcdepth_core.commands.export', 'export a checkpoint')))
-
+def export_cli(capsys):
+    """Run `xd-rcdepth export ARGS` in-process (no second torch import); (rc, stdout, stderr)."""
     def run(*args):
         rc = cli.main(['export', *map(str, args)])
         out = capsys.readouterr()
@@ -52,9 +48,7 @@ def export_cli(capsys, monkeypatch):
 
 
 def test_export_is_a_registered_subcommand():
-    assert 'export' in cli.SUBCOMMANDS, "register xd_rcdepth_core.commands.export as 'export' in cli.py"
-    from xd_rcdepth_core import export
-    from xd_rcdepth_core.commands import export as command
+    assert ('export', 'xd_rcdepth_core.commands.export') in [(c.name, c.module) for c in cli.CORE_COMMANDS]
     assert command.FORMATS == export.FORMATS and command.DEFAULT_OPSET == export.DEFAULT_OPSET
 
 

@@ -1,10 +1,19 @@
 import numpy as np
 import pytest
 
-from xd_rcdepth_core.geometry import (backproject_pixels, invert_transform, is_rigid, make_transform,
-                                      project_points, quaternion_to_rotation, rotation_to_quaternion,
-                                      scale_intrinsics, sparse_depth_map, transform_from_pose,
-                                      transform_points)
+from xd_rcdepth_core.geometry import (
+    backproject_pixels,
+    invert_transform,
+    is_rigid,
+    make_transform,
+    project_points,
+    quaternion_to_rotation,
+    rotation_to_quaternion,
+    scale_intrinsics,
+    sparse_depth_map,
+    transform_from_pose,
+    transform_points,
+)
 
 K = np.array([[100.0, 0, 50.0], [0, 100.0, 40.0], [0, 0, 1]])
 

@@ -15,7 +15,7 @@ from xd_rcdepth_core.models.blocks import pad_to_stride, scaled_sigmoid
 from xd_rcdepth_core.models.summary import count_macs, model_summary, params_by_part
 
 FUSIONS = ('add', 'concat', 'attention', 'film')
-# Parameter counts stated by the paper (PAPER.md) and REFERENCE.md 3.1 / 3.2.
+# Parameter counts stated by the paper (docs/paper.md) and docs/reference.md 3.1 / 3.2.
 PAPER_STUDENT_PARAMS = {'add': 8.74e6, 'concat': 10.94e6, 'attention': 9.48e6, 'film': 8.89e6}
 PAPER_TEACHER_PARAMS = 62.25e6
 REFERENCE_TEACHER_UNUSED_FC = 3 * (512 * 1000 + 1000)   # 3 ImageNet fc heads CaFNet counts
@@ -256,7 +256,7 @@ def test_model_summary():
     assert small['macs'] == real > 0
     large = model_summary('xd_rcdepth', 128, 192, fusion='add')
     assert 3.5 < large['macs'] / small['macs'] < 4.5
-    # The teacher costs far more than the student (REFERENCE.md: ~687 GMAC at 896x1600).
+    # The teacher costs far more than the student (docs/reference.md: ~687 GMAC at 896x1600).
     teacher = model_summary('cafnet', 64, 96)
     assert teacher['macs'] > 5 * small['macs']
     # What `info --json` prints for the teacher: ours, and the count comparable to the paper's 62.25 M.

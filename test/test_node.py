@@ -21,17 +21,20 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
+from ros_helpers import Harness, frame_messages, nan_equal, spin_until  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 
-from ros_helpers import Harness, frame_messages, nan_equal, spin_until  # noqa: E402
+from xd_rcdepth_core.geometry import rotation_to_quaternion
 from xd_rcdepth_core.models import build_model  # noqa: E402
 from xd_rcdepth_core.models.checkpoint import save_checkpoint  # noqa: E402
 from xd_rcdepth_core.pipeline import DepthEstimator  # noqa: E402
 from xd_rcdepth_core.synthetic import generate_sequence  # noqa: E402
 from xd_rcdepth_ros import convert  # noqa: E402
+from xd_rcdepth_ros.convert import array_to_pointcloud2
 from xd_rcdepth_ros.diagnostics import NodeStats, health  # noqa: E402
 from xd_rcdepth_ros.node import DepthNode  # noqa: E402
 from xd_rcdepth_ros.params import PARAMETER_NAMES, ParameterError  # noqa: E402
+from xd_rcdepth_ros.topics import PUBLICATIONS, SUBSCRIPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 H, W = 96, 160
@@ -186,7 +189,6 @@ def _bad_inputs(frame, stamp):
     bad = frame_messages(frame, stamp)[2]
     bad.data = bytes(bad.data)[:-5]                      # data length != row_step * height
     cases.append(('bad_radar', image, info, bad))
-    from xd_rcdepth_ros.convert import array_to_pointcloud2
     noxyz = array_to_pointcloud2(np.zeros((3, 2), np.float32), ('a', 'b'), radar.header)
     cases.append(('bad_radar', image, info, noxyz))
     img = frame_messages(frame, stamp)[0]
@@ -412,7 +414,8 @@ def test_live_parameters_apply_at_once_and_the_others_need_a_reconfigure(ros, ch
         h.send(*frame_messages(frames[1], 600.0))
         assert spin_until(h.executor, lambda: h.depth)
         est = DepthEstimator.from_checkpoint(checkpoint, device='cpu', max_depth=60.0)
-        assert nan_equal(convert.image_msg_to_array(h.depth[0]), est.predict(frames[1].replace(T_camera_radar=T2)).depth)
+        expected = est.predict(frames[1].replace(T_camera_radar=T2)).depth
+        assert nan_equal(convert.image_msg_to_array(h.depth[0]), expected)
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
         assert remote_set(Parameter('points.enabled', value=True))[0].successful   # unconfigured: accepted
@@ -519,7 +522,6 @@ def test_static_transform_for_rviz(ros, checkpoint, frames):
 
 
 def _console_command(name, checkpoint, T, *extra, params_file=ROOT / 'config' / 'xd_rcdepth.param.yaml'):
-    from xd_rcdepth_core.geometry import rotation_to_quaternion
     q = rotation_to_quaternion(T[:3, :3])
     exe = Path(sys.executable).parent / 'xd_rcdepth_node'
     assert exe.exists(), f'{exe} missing: the package is not installed (make test installs it)'
@@ -611,7 +613,6 @@ def test_every_launch_argument_reaches_the_node_and_yaml_matches_declared_parame
     mod = _launch_module()
     defaults = {name: default for name, (default, _) in mod.ARGUMENTS.items()}
     assert all(desc for _, desc in mod.ARGUMENTS.values()), 'a launch argument has no description'
-    node_source = (ROOT / 'xd_rcdepth_ros' / 'node.py').read_text()
     for name in mod.ARGUMENTS:
         value = 'true' if name in mod.BOOLEAN_ARGUMENTS else f'/probe/{name}'
         w = mod.node_wiring(dict(defaults, **{name: value}), '/share')
@@ -622,7 +623,7 @@ def test_every_launch_argument_reaches_the_node_and_yaml_matches_declared_parame
         elif name in mod.REMAP_ARGUMENTS:
             private = mod.REMAP_ARGUMENTS[name]
             assert (private, value) in w['remappings'], name
-            assert f"'{private}'" in node_source, f'the node has no topic {private}'
+            assert private in {t.name for t in SUBSCRIPTIONS + PUBLICATIONS}, f'the node has no topic {private}'
         elif name == 'namespace':
             assert w['namespace'] == value
         elif name == 'params_file':
@@ -631,6 +632,20 @@ def test_every_launch_argument_reaches_the_node_and_yaml_matches_declared_parame
             assert w['rviz'] is True
         else:
             raise AssertionError(f'launch argument {name} reaches neither a parameter nor a remap')
+    # Outputs are remappable too: one argument per private output topic of the node, each defaulting to
+    # that private name, which adds no remap (nothing changes by default); inputs always remap.
+    assert set(mod.REMAP_ARGUMENTS) == set(mod.INPUT_REMAP_ARGUMENTS) | set(mod.OUTPUT_REMAP_ARGUMENTS)
+    assert set(mod.INPUT_REMAP_ARGUMENTS.values()) == {t.name for t in SUBSCRIPTIONS if t.name.startswith('~/')}
+    assert set(mod.OUTPUT_REMAP_ARGUMENTS.values()) == {t.name for t in PUBLICATIONS if t.name.startswith('~/')}
+    default_remaps = dict(mod.node_wiring(defaults, '/share')['remappings'])
+    for name, private in mod.OUTPUT_REMAP_ARGUMENTS.items():
+        assert defaults[name] == private, f'output argument {name} must default to {private}'
+        assert private not in default_remaps, f'{private} is remapped by default'
+        w = mod.node_wiring(dict(defaults, **{name: f'/probe/{name}'}), '/share')
+        assert (private, f'/probe/{name}') in w['remappings'], name
+        assert dict(w['remappings']).keys() - default_remaps.keys() == {private}, name   # only that one
+    for name, private in mod.INPUT_REMAP_ARGUMENTS.items():
+        assert default_remaps[private] == defaults[name], name
     setup = inspect.getsource(mod._setup)   # and _setup hands every piece of the wiring to the Node
     for key in ('namespace', 'parameters', 'remappings', 'rviz', 'use_sim_time'):
         assert f"wiring['{key}']" in setup, key

@@ -12,21 +12,49 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from xd_rcdepth_core.config import (NUSCENES_CAM_FRONT, NUSCENES_LIDAR_TOP_ROTATION, NUSCENES_LIDAR_TOP_TRANSLATION,
-                                    NUSCENES_RADAR_FRONT_ROTATION, NUSCENES_RADAR_FRONT_TRANSLATION)
-from xd_rcdepth_core.data.errors import CorruptFileError, DatasetError, DataWarning, SampleError
-from xd_rcdepth_core.data.nuscenes import (NuScenesAdapter, NuScenesConfig, compare_sample_counts, open_nuscenes,
-                                           scene_splits)
-from xd_rcdepth_core.data.nuscenes_files import (ALL_RADAR_STATES, NUSCENES_TABLES, RADAR_PCD_DTYPE, check_lidar_bin,
-                                                 check_radar_pcd, read_radar_pcd, write_lidar_bin, write_radar_pcd)
-from xd_rcdepth_core.data.nuscenes_movers import is_mover
-from xd_rcdepth_core.data.nuscenes_tables import NuScenesTableWriter
-from xd_rcdepth_core.frame import NUSCENES_RADAR_FIELDS
-from xd_rcdepth_core.geometry import (invert_transform, make_transform, project_points, sparse_depth_map,
-                                      transform_from_pose, transform_points)
-
 from conftest import SHARED_DATA  # noqa: E402
+
+from xd_rcdepth_core.config import (
+    NUSCENES_CAM_FRONT,
+    NUSCENES_LIDAR_TOP_ROTATION,
+    NUSCENES_LIDAR_TOP_TRANSLATION,
+    NUSCENES_RADAR_FRONT_ROTATION,
+    NUSCENES_RADAR_FRONT_TRANSLATION,
+)
+from xd_rcdepth_core.data.errors import CorruptFileError, DatasetError, DataWarning, SampleError
+from xd_rcdepth_core.data.images import read_image_file
+from xd_rcdepth_core.data.nuscenes.adapter import (
+    NuScenesAdapter,
+    NuScenesConfig,
+    compare_sample_counts,
+    open_nuscenes,
+    scene_splits,
+)
+from xd_rcdepth_core.data.nuscenes.files import (
+    ALL_RADAR_STATES,
+    NUSCENES_TABLES,
+    RADAR_PCD_DTYPE,
+    check_lidar_bin,
+    check_radar_pcd,
+    read_radar_pcd,
+    write_lidar_bin,
+    write_radar_pcd,
+)
+from xd_rcdepth_core.data.nuscenes.movers import MoverBoxes, is_mover
+from xd_rcdepth_core.data.nuscenes.tables import NuScenesTableWriter
+from xd_rcdepth_core.data.nuscenes.writer import write_nuscenes
+from xd_rcdepth_core.data.prepare import format_summary, prepare
+from xd_rcdepth_core.frame import NUSCENES_RADAR_FIELDS
+from xd_rcdepth_core.geometry import (
+    invert_transform,
+    make_transform,
+    project_points,
+    sparse_depth_map,
+    transform_from_pose,
+    transform_points,
+)
+from xd_rcdepth_core.synthetic import CAMERA, GroundTruthSettings, LidarSpec, World, WorldSettings, make_frame
+
 REAL_SAMPLE = 'ca9a282c9e77460f8360f564131a8af5'
 
 # --------------------------------------------------------------------------------------------------
@@ -159,7 +187,7 @@ def toy_adapter(root, **config):
 # --------------------------------------------------------------------------------------------------
 # the real sample
 def assemble_real_sample(root: Path) -> Path:
-    """REFERENCE.md Part B section 7: shared data -> a devkit dataroot (symlinks to the sensor files)."""
+    """docs/reference.md Part B section 7: shared data -> a devkit dataroot (symlinks to the sensor files)."""
     for f in (SHARED_DATA / 'mmdetection3d-demo-nuscenes').iterdir():
         if '__' in f.name:
             channel = f.name.split('__')[1]
@@ -189,7 +217,8 @@ def assemble_real_sample(root: Path) -> Path:
     return root
 
 
-@pytest.mark.skipif(not (SHARED_DATA / 'mmdetection3d-demo-nuscenes').is_dir(), reason='the real nuScenes sample (../shared/data) is absent: set XD_RCDEPTH_SHARED_DATA')
+@pytest.mark.skipif(not (SHARED_DATA / 'mmdetection3d-demo-nuscenes').is_dir(),
+                    reason='the real nuScenes sample (../shared/data) is absent: set XD_RCDEPTH_SHARED_DATA')
 def test_real_sample_single_sweep_gt_matches_devkit(tmp_path):
     from nuscenes.utils.data_classes import RadarPointCloud
     root = assemble_real_sample(tmp_path)
@@ -211,7 +240,7 @@ def test_real_sample_single_sweep_gt_matches_devkit(tmp_path):
     np.testing.assert_allclose(frame.depth_sparse, expected, rtol=0, atol=1e-5)
     assert np.count_nonzero(frame.depth_sparse) == 3052       # 3053 points, one pixel collision
     # The references let the last point in the devkit's order win; at this sample's one collision that
-    # is also the nearer point, so their map is ours (the nuscenes_lidar docstring quotes this).
+    # is also the nearer point, so their map is ours (the data.nuscenes.lidar docstring quotes this).
     u, v = np.rint(points[0]).astype(int), np.rint(points[1]).astype(int)
     last_wins = np.zeros((900, 1600), np.float32)
     last_wins[v, u] = depth
@@ -499,7 +528,6 @@ def test_sample_counts_compared_with_the_references():
 
 
 def test_sample_count_line_only_for_official_full_splits(tmp_path):
-    from xd_rcdepth_core.data.prepare import prepare
     toy = write_toy(tmp_path / 'nus', n_samples=2, version='v1.0-test', split='test')
     lines = []
     summary = prepare('nuscenes', toy.root, 'v1.0-test', tmp_path / 'cache', progress=False,
@@ -510,7 +538,6 @@ def test_sample_count_line_only_for_official_full_splits(tmp_path):
     assert adapter.reference_count_check({'test': 5858}).endswith('test 5,858 (same)')
     assert NuScenesAdapter(toy.root, 'v1.0-test', NuScenesConfig(skip_last_keyframe=False),
                            nusc=adapter.nusc).reference_count_check({'test': 6008}) is None
-    from xd_rcdepth_core.data.prepare import format_summary
     assert 'test 5,858 (same)' in format_summary(dict(summary, reference_counts=compare_sample_counts(
         'v1.0-test', {'test': 5858})))
 
@@ -533,15 +560,12 @@ def _mismatch(a, b, tol=1e-3):
 
 @pytest.fixture(scope='module')
 def synthetic_set(tmp_path_factory):
-    from xd_rcdepth_core.data.nuscenes_writer import write_nuscenes
-    from xd_rcdepth_core.synthetic import LidarSpec, WorldSettings
     settings = WorldSettings(lidar=LidarSpec(azimuth_steps=542))     # half the nuScenes rays: a faster test
     return write_nuscenes(tmp_path_factory.mktemp('synthetic_nus'), seed=3, n_scenes=2, samples_per_scene=4,
                           height=H, width=W, accumulate=4, val_scenes=1, settings=settings)
 
 
 def test_synthetic_nuscenes_round_trip(synthetic_set):
-    from xd_rcdepth_core.synthetic import GroundTruthSettings, World, make_frame
     report = synthetic_set
     # The simulator removes movers by its exact per-point object ids; the adapter's 'moving' rule with
     # the attributes the writer gives (vehicle.moving / parked, pedestrian.moving / standing) masks the
@@ -576,8 +600,6 @@ def test_synthetic_nuscenes_round_trip(synthetic_set):
 def test_synthetic_nuscenes_camera_sweeps(synthetic_set):
     """The camera frames between keyframes are non-keyframe CAM_FRONT sample_data in sweeps/, on one
     prev/next chain with the keyframes, and are the world's images at their times."""
-    from xd_rcdepth_core.data.images import read_image_file
-    from xd_rcdepth_core.synthetic import CAMERA, World
     report = synthetic_set
     adapter = NuScenesAdapter(report.root, 'v1.0-mini', NuScenesConfig(accumulate=False))
     nusc = adapter.nusc
@@ -612,7 +634,6 @@ def test_synthetic_nuscenes_camera_sweeps(synthetic_set):
 def test_mover_boxes_match_devkit_get_boxes(synthetic_set):
     """MoverBoxes.at is the devkit's get_boxes interpolation, vectorised: same boxes, same points inside."""
     from nuscenes.utils.geometry_utils import points_in_box
-    from xd_rcdepth_core.data.nuscenes_movers import MoverBoxes
     adapter = NuScenesAdapter(synthetic_set.root, 'v1.0-mini', NuScenesConfig())
     nusc, movers = adapter.nusc, MoverBoxes(adapter.nusc, 'category')
     sample = nusc.get('sample', synthetic_set.scenes['scene-0001'][2][0])

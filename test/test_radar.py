@@ -3,8 +3,14 @@ import pytest
 
 from xd_rcdepth_core.frame import Frame
 from xd_rcdepth_core.geometry import make_transform, transform_from_pose
-from xd_rcdepth_core.radar import (RadarEncodingConfig, RadarSweep, accumulate_sweeps, encode_frame_radar,
-                                   encode_radar, radar_features)
+from xd_rcdepth_core.radar import (
+    RadarEncodingConfig,
+    RadarSweep,
+    accumulate_sweeps,
+    encode_frame_radar,
+    encode_radar,
+    radar_features,
+)
 
 K = np.array([[100.0, 0, 50.0], [0, 100.0, 40.0], [0, 0, 1]])
 

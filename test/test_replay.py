@@ -17,10 +17,13 @@ import pytest
 pytest.importorskip('rclpy', reason='rclpy is installed by make test (ROS 2 Jazzy wheels)')
 
 from test_bag import FRAMES, ROOT, copy_bag, make_synthetic_bag, run_command  # noqa: E402
+
 from xd_rcdepth_core.metrics import METRIC_NAMES  # noqa: E402
-from xd_rcdepth_ros.bag.reader import header_stamp_ns, message_class, reading  # noqa: E402
-from xd_rcdepth_ros.bag.replay import BagPlayer  # noqa: E402
-from xd_rcdepth_ros.bag.session import RosSession  # noqa: E402
+from xd_rcdepth_ros.bagfile.reader import deserialize, header_stamp_ns, message_class, reading  # noqa: E402
+from xd_rcdepth_ros.bagfile.writer import BagWriter
+from xd_rcdepth_ros.playback.player import BagPlayer  # noqa: E402
+from xd_rcdepth_ros.playback.session import RosSession  # noqa: E402
+from xd_rcdepth_ros.replay_eval.run import OUTPUT_BAG, EvalOptions, _LiveRun, _read_outputs, run_live, run_offline
 from xd_rcdepth_ros.resources import apply_fastdds_profile  # noqa: E402
 
 # Before any participant of this process exists: Fast DDS reads its profile once.
@@ -157,13 +160,11 @@ def checkpoint():
 
 
 def _depths(out):
-    from xd_rcdepth_ros.bag.evaluate import OUTPUT_BAG, _read_outputs
     return _read_outputs(out / OUTPUT_BAG, '/xd_rcdepth/output/depth')
 
 
 @pytest.mark.slow
 def test_offline_and_live_agree(synthetic_bag, checkpoint, tmp_path):
-    from xd_rcdepth_ros.bag.evaluate import EvalOptions, run_live, run_offline
     off = run_offline(EvalOptions(bag=str(synthetic_bag), checkpoint=str(checkpoint), out=str(tmp_path / 'off'),
                                   figures=1))
     live = run_live(EvalOptions(bag=str(synthetic_bag), checkpoint=str(checkpoint), out=str(tmp_path / 'live'),
@@ -200,7 +201,6 @@ def test_live_gate_waits_once_per_unanswered_frame(synthetic_bag):
     """The replay gate (before each image: wait for the depth of the earlier planned images) gives up
     on a frame once: a node that answers nothing costs one output_timeout per frame, not one per frame
     for every later image (a 240-image scene took over an hour)."""
-    from xd_rcdepth_ros.bag.evaluate import _LiveRun
     with reading(synthetic_bag) as reader:
         conns = [c for c in reader.connections if c.topic == '/CAM_FRONT/image_raw']
         raws = [bytes(raw) for _, _, raw in reader.messages(connections=conns)]
@@ -218,9 +218,6 @@ def test_live_reports_frames_the_node_drops(synthetic_bag, checkpoint, tmp_path)
     """Two images whose CameraInfo has the wrong width: the node drops them (camera_info_size); the live
     evaluation knows it from the plan, never waits for them, and reports them with the node's reason."""
     from rclpy.serialization import serialize_message
-    from xd_rcdepth_ros.bag.evaluate import EvalOptions, run_live
-    from xd_rcdepth_ros.bag.reader import deserialize
-    from xd_rcdepth_ros.bag.write import BagWriter
     with reading(synthetic_bag) as reader:
         info = [t for c, t, _ in reader.messages() if c.topic == '/CAM_FRONT/camera_info']
     bad = set(info[1:3])

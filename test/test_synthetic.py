@@ -7,11 +7,24 @@ import cv2
 import numpy as np
 import pytest
 
+from xd_rcdepth_core.commands import synth as command
 from xd_rcdepth_core.frame import NUSCENES_RADAR_FIELDS, Frame
 from xd_rcdepth_core.geometry import invert_transform, is_rigid, project_points, transform_points
-from xd_rcdepth_core.synthetic import (CAMERA, CLUTTER, GHOST, LIDAR, RADAR, TARGET, SyntheticStore, World,
-                                       generate_sequence, make_frame, read_sequence, write_frame, write_meta)
-from xd_rcdepth_core.synthetic import command
+from xd_rcdepth_core.synthetic import (
+    CAMERA,
+    CLUTTER,
+    GHOST,
+    LIDAR,
+    RADAR,
+    TARGET,
+    SyntheticStore,
+    World,
+    generate_sequence,
+    make_frame,
+    read_sequence,
+    write_frame,
+    write_meta,
+)
 from xd_rcdepth_core.synthetic.sequence import GroundTruthSettings
 from xd_rcdepth_core.viz import colorize_depth, frame_panel, overlay_points, save_png
 

@@ -13,10 +13,21 @@ import pytest
 import torch
 import yaml
 
-from xd_rcdepth_core.models import build_model, read_checkpoint, save_checkpoint
+from xd_rcdepth_core import cli as cli_module
+from xd_rcdepth_core.distill.losses import (
+    bin_centres,
+    d2kd_loss,
+    masked_l1,
+    student_saliency,
+    teacher_saliency,
+    valid_depth_mask,
+    xkd_loss,
+)
+from xd_rcdepth_core.models import build_model, load_model, read_checkpoint, save_checkpoint
 from xd_rcdepth_core.training import Trainer, load_config
 from xd_rcdepth_core.training.config import TrainConfig
 from xd_rcdepth_core.training.data import make_loader
+from xd_rcdepth_core.training.objectives import make_objective
 from xd_rcdepth_core.training.optim import PolySchedule, build_optimizer
 from xd_rcdepth_core.training.synthetic_cache import make_synthetic_cache
 from xd_rcdepth_core.training.targets import confidence_target, confidence_target_map
@@ -61,9 +72,6 @@ def make_config(cache, run_dir, recipe, *extra, path=None) -> TrainConfig:
 
 def cli(argv, monkeypatch):
     """`xd-rcdepth ARGV` in-process, with this issue's subcommands registered."""
-    from xd_rcdepth_core import cli as cli_module
-    for name in ('train', 'eval', 'saliency'):
-        monkeypatch.setitem(cli_module.SUBCOMMANDS, name, (f'xd_rcdepth_core.commands.{name}', name))
     return cli_module.main(argv)
 
 
@@ -123,10 +131,6 @@ def test_distill_recipe_kd_switches(cache, teacher_ckpt, tmp_path, kd, terms):
 
 def test_distill_objective_weights_each_term_as_the_paper(teacher_ckpt, tmp_path):
     """L = 1.0 L_depth + 0.5 L_XKD + 0.5 L_D2KD, each term recomputed here from the loss functions."""
-    from xd_rcdepth_core.distill.losses import (bin_centres, d2kd_loss, masked_l1, student_saliency,
-                                                teacher_saliency, valid_depth_mask, xkd_loss)
-    from xd_rcdepth_core.models import load_model
-    from xd_rcdepth_core.training.objectives import make_objective
     config = load_config(None, 'distill', [f'distill.teacher={teacher_ckpt}', 'distill.kd=both',
                                            'loss.w_single=0', 'loss.w_smooth=0', f'run_dir={tmp_path}'])
     assert (config.distill.lambda_depth, config.distill.lambda_xkd, config.distill.lambda_d2kd) == (1.0, 0.5, 0.5)

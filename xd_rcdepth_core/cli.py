@@ -1,73 +1,91 @@
-"""The `xd-rcdepth` command.
+"""The `xd-rcdepth` command: a table of subcommands, each one module with ``add_arguments(parser)``
+and ``run(args) -> int``, imported only when it is the one asked for.
 
-Each subcommand lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``;
-this file only registers them, so adding a command never touches the others. Errors that a user can
-fix (bad arguments, missing files) are raised as ``UserError`` and printed as one line, exit code 2.
+This module holds the machinery and the core's subcommands (no ROS); ``xd_rcdepth_ros.cli`` adds the
+ROS layer's (to-bag, replay, replay-eval, demo) and is the installed `xd-rcdepth`. A researcher with
+the core alone runs the same machinery as ``python -m xd_rcdepth_core.cli``.
+
+Only the chosen subcommand's module is imported (the others appear in ``--help`` by their one-line
+help), so `xd-rcdepth info` does not pay for the devkit or ROS, and command modules import what they
+use at their top. A ``UserError`` (or FileNotFoundError / ValueError) is printed as one line with exit
+status 2; a missing optional package names itself.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+from dataclasses import dataclass
 
-# name -> (module, one-line help[, add-arguments function, run function]). The functions default to
-# `add_arguments` and `run`. Command modules import heavy things (torch models, the devkit, ROS) inside
-# `run`, so `xd-rcdepth info` stays fast and the core never loads ROS.
-SUBCOMMANDS = {
-    'info': ('xd_rcdepth_core.commands.info', 'versions, devices, ROS availability; model sizes with --model'),
-    'synth': ('xd_rcdepth_core.synthetic.command', 'generate a synthetic radar-camera dataset (native or nuScenes format)'),
-    'prepare': ('xd_rcdepth_core.data.commands', 'turn a dataset (nuScenes, ZJU-4DRadarCam, synthetic) into a training cache',
-                'add_prepare_arguments', 'run_prepare'),
-    'show': ('xd_rcdepth_core.data.commands', 'picture of one cached sample (image, radar, GT)',
-             'add_show_arguments', 'run_show'),
-    'train': ('xd_rcdepth_core.commands.train', 'train the CaFNet teacher, a student, or a distilled student'),
-    'eval': ('xd_rcdepth_core.commands.eval', "evaluate a checkpoint by the paper's protocol (50/70/80 m)"),
-    'saliency': ('xd_rcdepth_core.commands.saliency', 'Grad-CAM saliency pictures of a checkpoint'),
-    'export': ('xd_rcdepth_core.commands.export', 'export a checkpoint to ONNX or TorchScript, verified'),
-    'to-bag': ('xd_rcdepth_ros.commands.to_bag', 'dataset scene(s) -> Jazzy rosbag2 (camera, radar, lidar, TF, ego poses)'),
-    'replay': ('xd_rcdepth_ros.commands.replay', 'replay a rosbag2 over DDS paced by bag time, with /clock'),
-    'replay-eval': ('xd_rcdepth_ros.commands.replay_eval',
-                    'paper metrics of a checkpoint on a rosbag2, offline or through the node (--live)'),
-    'demo': ('xd_rcdepth_core.commands.demo', 'run the main job on the embedded synthetic data'),
-}
+from .errors import UserError
 
 
-class UserError(Exception):
-    """A problem the user can fix; printed as one line without a traceback."""
+@dataclass(frozen=True)
+class Command:
+    name: str
+    module: str          # exposes add_arguments(parser) and run(args) -> int
+    help: str
 
 
-def build_parser() -> argparse.ArgumentParser:
+CORE_COMMANDS = (
+    Command('info', 'xd_rcdepth_core.commands.info', 'versions, devices, ROS availability; model sizes with --model'),
+    Command('synth', 'xd_rcdepth_core.commands.synth',
+            'generate a synthetic radar-camera dataset (native or nuScenes format)'),
+    Command('prepare', 'xd_rcdepth_core.commands.prepare',
+            'turn a dataset (nuScenes, ZJU-4DRadarCam, synthetic) into a training cache'),
+    Command('show', 'xd_rcdepth_core.commands.show', 'picture of one cached sample (image, radar, GT)'),
+    Command('train', 'xd_rcdepth_core.commands.train', 'train the CaFNet teacher, a student, or a distilled student'),
+    Command('eval', 'xd_rcdepth_core.commands.eval', "evaluate a checkpoint by the paper's protocol (50/70/80 m)"),
+    Command('saliency', 'xd_rcdepth_core.commands.saliency', 'Grad-CAM saliency pictures of a checkpoint'),
+    Command('export', 'xd_rcdepth_core.commands.export', 'export a checkpoint to ONNX or TorchScript, verified'),
+)
+
+
+def _chosen(argv: list, names) -> str | None:
+    """The subcommand named in argv (the first argument that is not an option), if any."""
+    first = next((a for a in argv if not a.startswith('-')), None)
+    return first if first in names else None
+
+
+def build_parser(commands=CORE_COMMANDS, argv=()) -> argparse.ArgumentParser:
+    """The parser; only the subcommand named in ``argv`` gets its arguments (its module is imported)."""
     parser = argparse.ArgumentParser(
         prog='xd-rcdepth',
-        description='XD-RCDepth radar-camera depth estimation: data, models, training, evaluation.')
+        description='XD-RCDepth radar-camera depth estimation: data, models, training, evaluation, ROS 2 bags.')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
-    for name, (module_name, help_text, *functions) in SUBCOMMANDS.items():
-        add_name, run_name = functions or ('add_arguments', 'run')
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(_module=module_name, _run=run_name)
-        getattr(importlib.import_module(module_name), add_name)(p)
+    chosen = _chosen(list(argv), [c.name for c in commands])
+    for command in commands:
+        p = sub.add_parser(command.name, help=command.help, description=command.help)
+        p.set_defaults(_module=command.module)
+        if command.name == chosen:
+            importlib.import_module(command.module).add_arguments(p)
     return parser
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def run_command(argv: list, commands=CORE_COMMANDS) -> int:
+    """Parse and run one subcommand; its errors propagate (main turns them into one line)."""
+    args = build_parser(commands, argv).parse_args(argv)
     if not getattr(args, 'command', None):
-        parser.print_help()
+        build_parser(commands).print_help()
         return 2
-    run = getattr(importlib.import_module(args._module), args._run)
+    return int(importlib.import_module(args._module).run(args) or 0)
+
+
+def main(argv=None, commands=CORE_COMMANDS) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    name = _chosen(argv, [c.name for c in commands]) or 'xd-rcdepth'
     try:
-        return int(run(args) or 0)
+        return run_command(argv, commands)
     except (UserError, FileNotFoundError, ValueError) as exc:
-        print(f'xd-rcdepth {args.command}: error: {exc}', file=sys.stderr)
+        print(f'xd-rcdepth {name}: error: {exc}', file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:
         hint = ' (ROS 2: run `make test` once, or source a ROS 2 install)' if exc.name and (
             exc.name.startswith('rclpy') or exc.name.endswith('_msgs')) else ''
-        print(f'xd-rcdepth {args.command}: error: missing Python module {exc.name}{hint}', file=sys.stderr)
+        print(f'xd-rcdepth {name}: error: missing Python module {exc.name}{hint}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f'xd-rcdepth {args.command}: interrupted', file=sys.stderr)
+        print(f'xd-rcdepth {name}: interrupted', file=sys.stderr)
         return 130
 
 

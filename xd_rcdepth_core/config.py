@@ -55,7 +55,7 @@ class CameraModel:
                          [0.0, 0.0, 1.0]], dtype=np.float64)
 
 
-# nuScenes CAM_FRONT of the real sample in shared/data (REFERENCE.md Part B section 7).
+# nuScenes CAM_FRONT of the real sample in shared/data (docs/reference.md Part B section 7).
 NUSCENES_CAM_FRONT = CameraModel(
     fx=1266.417203046554, fy=1266.417203046554, cx=816.2670197447984, cy=491.50706579294757,
     width=1600, height=900,
@@ -66,7 +66,7 @@ NUSCENES_CAM_FRONT = CameraModel(
 NUSCENES_LIDAR_TOP_TRANSLATION = (0.943713, 0.0, 1.84023)
 NUSCENES_LIDAR_TOP_ROTATION = (0.7077955119163518, -0.006492242056004365, 0.010646214713995808,
                                -0.7063073142877817)
-# Approximate nuScenes RADAR_FRONT mount (REFERENCE.md Part B section 7: from memory, unverified).
+# Approximate nuScenes RADAR_FRONT mount (docs/reference.md Part B section 7: from memory, unverified).
 NUSCENES_RADAR_FRONT_TRANSLATION = (3.412, 0.0, 0.5)
 NUSCENES_RADAR_FRONT_ROTATION = (0.9999985, 0.0, 0.0, 0.0017453)
 

@@ -1,7 +1,7 @@
 """Evaluation by the paper's protocol: DepthEstimator over Frames, metrics at 50 / 70 / 80 m.
 
 Any iterable of Frames evaluates through one loop (a prepared cache, the synthetic world's native
-storage, later rosbags). Protocol (REFERENCE.md Part A 2, formulas in metrics.py): full resolution,
+storage, later rosbags). Protocol (docs/reference.md Part A 2, formulas in metrics.py): full resolution,
 top rows dropped so the height is a multiple of 32 (nuScenes 900 -> 896, the references'
 ``image[4:]``); GT = single-sweep lidar (``depth_sparse``); per-image metrics averaged over images.
 
@@ -22,8 +22,12 @@ import cv2
 import numpy as np
 
 from .config import PAPER
+from .data.cache import CacheIndex
+from .data.images import write_depth_png
 from .frame import DEPTH_MAPS, Frame
-from .metrics import METRIC_NAMES, MetricAccumulator, range_key, markdown_table
+from .geometry import project_points
+from .metrics import METRIC_NAMES, MetricAccumulator, markdown_table, range_key
+from .synthetic.storage import read_sequence
 from .viz import colorize_depth, label_tile, overlay_points, saliency_overlay, save_png, write_atomic
 
 ERROR_SCALE_M = 5.0     # error maps saturate at 5 m
@@ -31,8 +35,8 @@ ERROR_SCALE_M = 5.0     # error maps saturate at 5 m
 
 @dataclass(frozen=True)
 class EvalOptions:
-    ranges: tuple = PAPER.depth.eval_ranges     # 50, 70, 80 m (PAPER.md Setup)
-    gt: str = 'depth_sparse'                    # single-sweep lidar (REFERENCE.md 1.4, 2)
+    ranges: tuple = PAPER.depth.eval_ranges     # 50, 70, 80 m (docs/paper.md Setup)
+    gt: str = 'depth_sparse'                    # single-sweep lidar (docs/reference.md 1.4, 2)
     multiple: int = 32                          # drop top rows / right columns to a multiple; 0 = keep all
     limit: Optional[int] = None                 # at most this many frames
     save_predictions: bool = False
@@ -95,7 +99,6 @@ def evaluate(estimator, frames: Iterable[Frame], options: EvalOptions = EvalOpti
         acc.add(pred, gt, frame.name)
         stem = safe_name(frame.name, i)
         if out is not None and options.save_predictions:
-            from .data.images import write_depth_png
             write_depth_png(out / 'predictions' / f'{stem}.png', pred)
         if out is not None and i < options.figures:
             save_png(out / 'figures' / f'{stem}.png', figure_panel(frame, pred, gt, estimator, teacher,
@@ -131,7 +134,6 @@ def figure_panel(frame: Frame, pred: np.ndarray, gt: np.ndarray, student, teache
                  max_depth: float) -> np.ndarray:
     """2 x 4 tiles: image | radar | prediction | GT / error | student saliency | teacher saliency |
     interpolated GT."""
-    from .geometry import project_points
     img = frame.image
     dim = (img.astype(np.float32) * 0.45).astype(np.uint8)
     r = max(int(round(frame.width / 400)), 1)
@@ -164,12 +166,10 @@ def figure_panel(frame: Frame, pred: np.ndarray, gt: np.ndarray, student, teache
 
 
 def frames_from_cache(cache, split: str) -> Iterable[Frame]:
-    from .data.cache import CacheIndex
     index = CacheIndex(cache)
     names = index.names(split)
     return (index.frame(split, i) for i in range(len(names)))
 
 
 def frames_from_synthetic(root, scene: Optional[str] = None) -> Iterable[Frame]:
-    from .synthetic.storage import read_sequence
     return read_sequence(root, scene)

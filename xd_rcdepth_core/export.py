@@ -10,7 +10,7 @@ so callers never change.
 Shapes. A static export takes exactly H x W; when H or W is not a multiple of 32 the bottom/right
 padding to the network stride is part of the graph (constant amounts; see DepthOnly). A
 dynamic export accepts any H and W that are multiples of 32 (metadata ``input_multiple``): the tracer
-freezes the model's pad-or-not decision, so the caller pads (backends/onnxruntime.py does).
+freezes the model's pad-or-not decision, so the caller pads (backends/ort_backend.py does).
 
 Exporter. torch.onnx's dynamo exporter needs onnxscript, which we do not install; the
 TorchScript-based exporter (``dynamo=False``, deprecated but present in torch 2.14) writes plain
@@ -40,15 +40,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .config import IMAGENET_MEAN, IMAGENET_STD
+from .backends.verify import verify_export
+from .exported import DEFAULT_OPSET, FORMATS, INPUT_NAMES, METADATA_FILE, OUTPUT_NAMES, default_cache_dir, metadata
 from .models.blocks import NETWORK_STRIDE
 from .models.fingerprint import model_fingerprint
-
-FORMATS = ('onnx', 'torchscript')
-DEFAULT_OPSET = 17            # TensorRT 8.5+ parses up to 17; ORT 1.31 runs 7..23
-INPUT_NAMES = ('image', 'radar')
-OUTPUT_NAMES = ('depth',)
-METADATA_FILE = 'xd_rcdepth.json'   # TorchScript: the metadata rides in the archive's extra files
 
 # ONNX ops TensorRT's parser supports (onnx-tensorrt docs/operators.md, 'Y' rows of TensorRT 8.4;
 # later versions only add). Restrictions that matter to us are checked in tensorrt_report.
@@ -131,29 +126,6 @@ def example_inputs(model: nn.Module, height: int, width: int, seed: int = 0):
     hit = torch.rand(1, 1, height, width, generator=g) < 0.03
     radar = torch.rand(1, model.config.radar_channels, height, width, generator=g) * 50 * hit
     return image, radar
-
-
-def metadata(model: nn.Module, spec: ExportSpec, extra: dict | None = None) -> dict:
-    """Everything a consumer needs to feed the graph; values are JSON-able (ONNX stores strings)."""
-    from .models.registry import config_to_dict
-    cfg = model.config
-    return {
-        'xd_rcdepth.format': 1,
-        'model_name': model.model_name,
-        'model_config': config_to_dict(cfg),
-        'max_depth': float(cfg.max_depth), 'min_depth': float(cfg.min_depth),
-        'input_names': list(INPUT_NAMES), 'output_names': list(OUTPUT_NAMES),
-        'input_size': None if spec.dynamic else [spec.height, spec.width],
-        'trace_size': [spec.height, spec.width],
-        'input_multiple': NETWORK_STRIDE if spec.dynamic else 1,
-        'dynamic': spec.dynamic, 'precision': 'fp16' if spec.fp16 else 'fp32',
-        'opset': spec.opset if spec.format == 'onnx' else None,
-        'radar_channels': int(cfg.radar_channels),
-        'image_normalisation': {'mean': list(IMAGENET_MEAN), 'std': list(IMAGENET_STD), 'scale': 1 / 255},
-        'weights_sha256': model_fingerprint(model),
-        'torch': torch.__version__,
-        **(extra or {}),
-    }
 
 
 def _prepared(model: nn.Module, spec: ExportSpec) -> DepthOnly:
@@ -244,33 +216,6 @@ def _write_torchscript(wrapper, inputs, tmp: Path, meta: dict) -> None:
     torch.jit.save(traced, str(tmp), _extra_files={METADATA_FILE: json.dumps(meta)})
 
 
-# ----------------------------------------------------------------------------- reading back
-
-def read_metadata(path) -> dict:
-    """The metadata dict of an exported file (ONNX metadata_props or TorchScript extra file)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'file not found: {path} (expected an exported xd_rcdepth model)')
-    if path.suffix == '.onnx' or _is_onnx(path):
-        import onnx
-        proto = onnx.load(str(path), load_external_data=False)
-        meta = {p.key: json.loads(p.value) for p in proto.metadata_props}
-    else:
-        files = {METADATA_FILE: ''}
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', FutureWarning)   # torch.jit is deprecated upstream; still loads
-            torch.jit.load(str(path), map_location='cpu', _extra_files=files)
-        meta = json.loads(files[METADATA_FILE] or '{}')
-    if 'model_name' not in meta:
-        raise ValueError(f'{path} is not an xd_rcdepth export (no model_name in its metadata)')
-    return meta
-
-
-def _is_onnx(path: Path) -> bool:
-    with open(path, 'rb') as f:
-        return not f.read(4).startswith(b'PK')   # TorchScript files are zip archives
-
-
 def tensorrt_report(proto) -> dict:
     """{'ops': sorted op types, 'unsupported': ops outside TensorRT's matrix, 'notes': caveats}."""
     ops = sorted({n.op_type for n in proto.graph.node})
@@ -289,20 +234,11 @@ def tensorrt_report(proto) -> dict:
 
 # ----------------------------------------------------------------------------- on-the-fly cache
 
-def default_cache_dir() -> Path:
-    """$XD_RCDEPTH_CACHE, else $XDG_CACHE_HOME/xd_rcdepth, else ~/.cache/xd_rcdepth."""
-    if os.environ.get('XD_RCDEPTH_CACHE'):
-        return Path(os.environ['XD_RCDEPTH_CACHE'])
-    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
-    return Path(base) / 'xd_rcdepth'
-
-
 def export_verified(model: nn.Module, path, spec: ExportSpec, tolerance: float | None = None,
                     verify: bool = True, extra_metadata: dict | None = None, rel_tolerance: float | None = None):
     """Export to a temporary sibling, verify it against PyTorch (backends/verify.py; ``tolerance`` and
     ``rel_tolerance`` replace the parts of the precision's default), then rename: a file at ``path``
     has always passed. Returns (path, verification dict or None)."""
-    from .backends.verify import verify_export
     path = Path(path)
     check_writable(path)
     tmp = export_model(model, _temporary_path(path).with_suffix(path.suffix or '.tmp'), spec, extra_metadata)

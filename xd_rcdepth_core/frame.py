@@ -10,13 +10,14 @@ from typing import Optional
 
 import numpy as np
 
-from .geometry import rigidity_error
+from .geometry import rigidity_error, transform_points
 
 # Columns a radar point cloud must have; further feature columns are named in `radar_fields`.
 RADAR_XYZ = ('x', 'y', 'z')
-# Default radar feature columns: nuScenes' raw RCS and velocities (what the references feed the model).
+# Default radar feature columns: nuScenes' raw RCS and velocities (what the references feed the model);
+# also the columns the ROS layer reads from a radar PointCloud2 (xd_rcdepth_ros/to_frame.py).
 DEFAULT_RADAR_FIELDS = ('x', 'y', 'z', 'rcs', 'vx', 'vy')
-# Every field of a nuScenes radar .pcd (devkit RadarPointCloud rows 0..17, REFERENCE.md Part B section 4).
+# Every field of a nuScenes radar .pcd (devkit RadarPointCloud rows 0..17, docs/reference.md Part B section 4).
 NUSCENES_RADAR_FIELDS = ('x', 'y', 'z', 'dyn_prop', 'id', 'rcs', 'vx', 'vy', 'vx_comp', 'vy_comp',
                          'is_quality_valid', 'ambig_state', 'x_rms', 'y_rms', 'invalid_state', 'pdh0',
                          'vx_rms', 'vy_rms')
@@ -81,7 +82,6 @@ class Frame:
 
     def radar_in_camera(self) -> np.ndarray:
         """N x 3 radar positions in the camera frame."""
-        from .geometry import transform_points
         return transform_points(self.T_camera_radar, self.radar[:, :3])
 
     def replace(self, **changes) -> 'Frame':

@@ -2,7 +2,7 @@
 
 `accumulate_depth` is the references' merge rule (project every point of every sweep into the target
 camera; on a pixel collision the nearest point wins, the occlusion rule). `interpolate_depth` is
-their densification (REFERENCE.md Part A 1.4): piecewise-linear interpolation over the Delaunay
+their densification (docs/reference.md Part A 1.4): piecewise-linear interpolation over the Delaunay
 triangulation of the valid pixels' (row, col), 0 outside the convex hull, not in log space.
 
 The references call scipy's LinearNDInterpolator, which takes seconds per 900 x 1600 map. The

@@ -1,4 +1,4 @@
-"""Depth metrics by the paper's protocol (CaFNet/LiRCDepth test.py, REFERENCE.md Part A section 2).
+"""Depth metrics by the paper's protocol (CaFNet/LiRCDepth test.py, docs/reference.md Part A section 2).
 
 Per image: valid pixels are those whose ground truth lies strictly inside (min_depth, max_depth);
 predictions are clipped to [min_depth, max_depth] (inf -> max, NaN -> min). Each metric is computed on

@@ -19,38 +19,23 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 import torch
 
-from .backends import BACKENDS, TorchBackend, TorchOptions
-from .backends.torch_backend import check_precision
-from .config import IMAGENET_MEAN, IMAGENET_STD
+from .backends import BACKENDS, TorchBackend, TorchOptions, onnxruntime_available
+from .backends.ort_backend import CUDA_PROVIDER, OnnxRuntimeBackend, available_providers
+from .devices import check_precision, resolve_device
 from .distill.saliency import TAP_LAYERS, grad_cam, normalise_map, saliency_target
-from .geometry import scale_intrinsics
-from .radar import RadarEncodingConfig, RadarEncodingStats, encode_radar, radar_features
+from .export import ExportSpec, cached_export
+from .exported import read_metadata
+from .inputs import finish_depth, prepare_inputs
+from .models.checkpoint import load_model
+from .models.fingerprint import model_fingerprint
+from .radar import RadarEncodingConfig, RadarEncodingStats
 
 # The size an on-the-fly ONNX export is traced at: small (fast to export and verify) and a multiple
 # of 32, so the dynamic graph takes any size (backends/ort_backend.py pads the rest).
 ONNX_TRACE_SIZE = (64, 96)
-
-
-def resolve_device(device: str = 'auto') -> torch.device:
-    """'auto' = the first CUDA device when torch sees one, else the CPU; 'cpu'; 'cuda' or 'cuda:N'."""
-    if device == 'auto':
-        return torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"device '{device}' is not valid: use auto, cpu, cuda or cuda:N") from exc
-    if dev.type == 'cuda':
-        if not torch.cuda.is_available():
-            raise ValueError(f"device '{device}' asked for but torch sees no CUDA GPU: use device auto or cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device '{device}' does not exist: torch sees {torch.cuda.device_count()} GPU(s)")
-    elif dev.type != 'cpu':
-        raise ValueError(f"device '{device}' is not supported: use auto, cpu, cuda or cuda:N")
-    return dev
 
 
 def _backend_device(resolved: torch.device, asked: str, backend: str) -> torch.device:
@@ -58,7 +43,6 @@ def _backend_device(resolved: torch.device, asked: str, backend: str) -> torch.d
     run everything on the CPU rather than fail: 'auto' promised a working device, not a GPU."""
     if asked != 'auto' or backend != 'onnxruntime' or resolved.type != 'cuda':
         return resolved
-    from .backends.ort_backend import CUDA_PROVIDER, available_providers
     if CUDA_PROVIDER in available_providers():
         return resolved
     warnings.warn(f'device auto with backend onnxruntime: this onnxruntime has no {CUDA_PROVIDER} '
@@ -72,71 +56,6 @@ class DepthResult:
     radar_stats: RadarEncodingStats
     timings_ms: dict = field(default_factory=dict)
     saliency: dict | None = None            # layer -> H x W float32 in [0, 1]
-
-
-# ----------------------------------------------------------------------------- pre-processing
-
-def resize_frame_inputs(frame, input_size):
-    """(image, K, h, w) at the network input size; K scaled with the image."""
-    H, W = frame.height, frame.width
-    h, w = input_size or (H, W)
-    image, K = frame.image, frame.K
-    if (h, w) != (H, W):
-        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if h < H else cv2.INTER_LINEAR)
-        K = scale_intrinsics(K, w / W, h / H)
-    return image, K, h, w
-
-
-def radar_image(frame, K, h, w, radar_config: RadarEncodingConfig = RadarEncodingConfig()):
-    """(h x w x C float32 radar image, stats): projection and encoding of the frame's radar."""
-    feats, missing = radar_features(frame.radar, frame.radar_fields, radar_config.feature_columns)
-    image, stats = encode_radar(frame.radar_in_camera(), feats, K, h, w, radar_config)
-    stats.missing_features = missing
-    return image, stats
-
-
-def normalise_image(image: np.ndarray, device: torch.device) -> torch.Tensor:
-    """1 x 3 x h x w ImageNet-normalised float32 of an h x w x 3 uint8 RGB image.
-
-    One multiply-add (x * 1/(255 std) - mean/std) instead of three passes, and the HWC -> CHW
-    permute is a view, so the tensor is channels_last-strided: what the CPU fast path wants.
-    """
-    img = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None]
-    scale, offset = _normalisation(device)
-    return torch.addcmul(offset, img.float(), scale)
-
-
-_NORMALISATION = {}
-
-
-def _normalisation(device: torch.device):
-    if device not in _NORMALISATION:
-        mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float64)
-        std = torch.tensor(IMAGENET_STD, dtype=torch.float64)
-        _NORMALISATION[device] = ((1.0 / (255.0 * std)).float().view(1, 3, 1, 1).to(device),
-                                  (-mean / std).float().view(1, 3, 1, 1).to(device))
-    return _NORMALISATION[device]
-
-
-def prepare_inputs(frame, input_size, device: torch.device, radar_config=RadarEncodingConfig()):
-    """Network inputs of a Frame: (image 1x3xhxw normalised, radar 1xCxhxw, radar stats)."""
-    image, K, h, w = resize_frame_inputs(frame, input_size)
-    radar, stats = radar_image(frame, K, h, w, radar_config)
-    radar_t = torch.from_numpy(radar).to(device).permute(2, 0, 1)[None]
-    return normalise_image(image, device), radar_t, stats
-
-
-def finish_depth(depth_t: torch.Tensor, height: int, width: int, max_depth: float) -> np.ndarray:
-    """H x W float32 metres at the image size, NaN where not in (0, max_depth]."""
-    depth = depth_t[0, 0].float().cpu().numpy()
-    if depth.shape != (height, width):
-        depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
-    depth = depth.astype(np.float32, copy=False)
-    # One comparison chain; NaN fails it and so stays NaN.
-    with np.errstate(invalid='ignore'):
-        valid = (depth > 0) & (depth <= max_depth)
-    depth[~valid] = np.nan
-    return depth
 
 
 # ----------------------------------------------------------------------------- the estimator
@@ -197,18 +116,14 @@ class DepthEstimator:
 
     @classmethod
     def from_checkpoint(cls, path, **kwargs) -> 'DepthEstimator':
-        from .models.checkpoint import load_model
         model, _ = load_model(path, map_location='cpu')
         kwargs.setdefault('checkpoint', str(path))
         return cls(model, **kwargs)
 
     def _onnxruntime(self, onnx_path, threads, cache_dir):
-        from .backends import onnxruntime_available
         if not onnxruntime_available():
             raise ValueError('backend onnxruntime needs the onnx and onnxruntime packages '
                              '(pip install -r requirements.txt -c constraints.txt)')
-        from .backends.ort_backend import OnnxRuntimeBackend
-        from .export import ExportSpec, cached_export, read_metadata
         given = onnx_path is not None
         if not given:
             spec = ExportSpec('onnx', *ONNX_TRACE_SIZE, dynamic=True, fp16=self.precision == 'fp16')
@@ -229,7 +144,6 @@ class DepthEstimator:
     def _check_weights(self, onnx_path, meta: dict) -> None:
         """The file must hold this model's weights: same name and size are not enough (depth would come
         from the file, saliency from the torch model)."""
-        from .models.fingerprint import model_fingerprint
         ours = self.checkpoint or f'the {self.model.model_name} model given'
         theirs = meta.get('weights_sha256')
         redo = f'export it again: xd-rcdepth export --checkpoint {self.checkpoint or "CKPT"} --format onnx ...'

@@ -1,6 +1,6 @@
 """Radar point cloud -> sparse radar image, the network's radar input.
 
-As in the references (REFERENCE.md Part A 1.3): each radar point is projected into the camera and
+As in the references (docs/reference.md Part A 1.3): each radar point is projected into the camera and
 writes its features (depth, RCS, vx, vy; raw values, no normalisation) at its pixel of an H x W x 4
 zero image; on a pixel collision the nearer point wins. Velocities stay in the radar sensor frame
 (the references feed the raw, not ego-compensated, fields).

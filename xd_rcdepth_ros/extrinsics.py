@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from xd_rcdepth_core.geometry import transform_from_pose
+
 try:  # tf2_ros is not on PyPI: only a full ROS install has it.
     import tf2_ros  # noqa: F401
     HAVE_TF2 = True
@@ -41,7 +43,6 @@ class TfExtrinsics:
 
     def lookup(self, camera_frame: str, radar_frame: str, stamp) -> np.ndarray:
         from rclpy.time import Time
-        from xd_rcdepth_core.geometry import transform_from_pose
         tf = self._buffer.lookup_transform(camera_frame, radar_frame, Time.from_msg(stamp), self._timeout)
         t, q = tf.transform.translation, tf.transform.rotation
         return transform_from_pose([t.x, t.y, t.z], [q.w, q.x, q.y, q.z])

@@ -32,20 +32,23 @@ import rclpy
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import (QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy,
-                       qos_profile_sensor_data)
+from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from . import convert
+from xd_rcdepth_core import viz
+from xd_rcdepth_core.geometry import backproject_pixels, rotation_to_quaternion
+from xd_rcdepth_core.models.checkpoint import read_checkpoint
+from xd_rcdepth_core.pipeline import DepthEstimator
+
+from . import convert, topics
 from .diagnostics import NodeStats, WarnThrottle, diagnostic_array
 from .extrinsics import StaticExtrinsics, make_extrinsics
-from .params import (BY_NAME, ParameterError, check_compute, coerce_floats, declare_all, float_problem,
-                     read_settings)
+from .params import BY_NAME, ParameterError, check_compute, coerce_floats, declare_all, float_problem, read_settings
 from .resources import apply_fastdds_profile
 from .sync import RadarImagePairer, stamp_to_seconds
+from .to_frame import FrameDropped, messages_to_frame
 
-RADAR_FIELDS = ('x', 'y', 'z', 'rcs', 'vx', 'vy')
 # An image waiting this long (wall time) with no new input is settled (end of a bag, dead radar).
 IDLE_FLUSH_S = 0.5
 
@@ -111,7 +114,6 @@ class DepthNode(LifecycleNode):
             s = read_settings(self._param)
             device = check_compute(s)
             pairer = self._make_pairer(s)
-            from xd_rcdepth_core.models.checkpoint import read_checkpoint
             try:
                 read_checkpoint(s.checkpoint)   # fails early on a missing or foreign file
             except (ValueError, OSError) as exc:
@@ -139,7 +141,6 @@ class DepthNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         import torch
-        from xd_rcdepth_core.pipeline import DepthEstimator
         s, log = self.settings, self.get_logger()
         try:
             if s.torch_threads:
@@ -202,16 +203,16 @@ class DepthNode(LifecycleNode):
 
     def _create_publishers(self, s) -> None:
         opts = QoSOverridingOptions.with_default_policies
-        outputs = {'depth': (Image, '~/output/depth'), 'depth_info': (CameraInfo, '~/output/depth/camera_info'),
-                   'colored': (Image, '~/output/depth_colored'), 'saliency': (Image, '~/debug/saliency_overlay')}
+        outputs = {'depth': (Image, topics.OUTPUT_DEPTH), 'depth_info': (CameraInfo, topics.OUTPUT_DEPTH_CAMERA_INFO),
+                   'colored': (Image, topics.OUTPUT_DEPTH_COLORED), 'saliency': (Image, topics.DEBUG_SALIENCY_OVERLAY)}
         if s.points_enabled:
-            outputs['points'] = (PointCloud2, '~/output/points')
+            outputs['points'] = (PointCloud2, topics.OUTPUT_POINTS)
         for key, (msg_type, topic) in outputs.items():
             self._pubs[key] = self._with_qos_overrides(
                 'publisher', topic, lambda: self.create_lifecycle_publisher(msg_type, topic, output_qos(),
                                                                             qos_overriding_options=opts()))
         from diagnostic_msgs.msg import DiagnosticArray
-        self._pubs['diagnostics'] = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._pubs['diagnostics'] = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self._create_tf_static(s)
         for pub in [p for p in self._pubs.values()] + ([self._tf_static] if self._tf_static else []):
             self.get_logger().info(f'QoS publisher {pub.topic_name}: {describe_qos(pub.qos_profile)}')
@@ -230,7 +231,7 @@ class DepthNode(LifecycleNode):
         # As tf2_ros.StaticTransformBroadcaster: reliable, transient local, depth 1 (late joiners get it).
         qos = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
                          durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
-        self._tf_static = self.create_publisher(TFMessage, '/tf_static', qos)
+        self._tf_static = self.create_publisher(TFMessage, topics.TF_STATIC, qos)
         self._tf_static_sent = None
 
     def _publish_tf_static(self, camera_frame: str, radar_frame: str, T: np.ndarray) -> None:
@@ -240,7 +241,6 @@ class DepthNode(LifecycleNode):
             return
         from geometry_msgs.msg import TransformStamped
         from tf2_msgs.msg import TFMessage
-        from xd_rcdepth_core.geometry import rotation_to_quaternion
         tf = TransformStamped()
         tf.header.stamp = self.get_clock().now().to_msg()
         tf.header.frame_id, tf.child_frame_id = camera_frame, radar_frame   # parent <- child = T_camera_radar
@@ -256,12 +256,12 @@ class DepthNode(LifecycleNode):
         s, log = self.settings, self.get_logger()
         opts = QoSOverridingOptions.with_default_policies
         if s.compressed_image:
-            image = (CompressedImage, '~/input/image/compressed')
+            image = (CompressedImage, topics.INPUT_IMAGE_COMPRESSED)
         else:
-            image = (Image, '~/input/image')
+            image = (Image, topics.INPUT_IMAGE)
         for (msg_type, topic), callback in ((image, self._on_image),
-                                            ((CameraInfo, '~/input/camera_info'), self._on_camera_info),
-                                            ((PointCloud2, '~/input/radar_points'), self._on_radar)):
+                                            ((CameraInfo, topics.INPUT_CAMERA_INFO), self._on_camera_info),
+                                            ((PointCloud2, topics.INPUT_RADAR_POINTS), self._on_radar)):
             self._subs.append(self._with_qos_overrides(
                 'subscription', topic, lambda: self.create_subscription(msg_type, topic, callback, sensor_qos(),
                                                                         qos_overriding_options=opts())))
@@ -395,37 +395,30 @@ class DepthNode(LifecycleNode):
         self._warn(reason, f'{message} [{reason}: {n} so far]')
 
     def _process(self, pair, estimator, stop: threading.Event) -> None:
-        from xd_rcdepth_core.frame import Frame
         s = self.settings
         if s is None:
             return
         image_msg, received = pair.image.msg
         header = image_msg.header
+        radar_msgs = [sweep.msg for sweep in pair.sweeps]
+        info_msg = pair.camera_info.msg if pair.camera_info is not None else None
         try:
-            rgb = convert.any_image_to_rgb(image_msg)
-        except convert.ConversionError as exc:
-            return self._bad('bad_image', f'image dropped: {exc}')
-        if pair.camera_info is None:
-            return self._bad('no_camera_info', 'image dropped: no CameraInfo received on ~/input/camera_info yet')
-        try:
-            K, (h, w) = convert.camera_info_to_K(pair.camera_info.msg)
-        except convert.ConversionError as exc:
-            return self._bad('bad_camera_info', f'image dropped: bad CameraInfo: {exc}')
-        if (h, w) != rgb.shape[:2]:
-            return self._bad('camera_info_size', f'image dropped: CameraInfo is {w}x{h} but the image is '
-                                                 f'{rgb.shape[1]}x{rgb.shape[0]}')
-        radar = self._radar_points(pair, s)
-        if radar is None:
-            return
-        radar_frame = pair.radar.msg.header.frame_id
-        try:
-            T = self._extrinsics.lookup(header.frame_id, radar_frame, header.stamp)
-            frame = Frame(image=rgb, K=K, radar=radar, radar_fields=RADAR_FIELDS, T_camera_radar=T,
-                          timestamp=pair.stamp, name=f'{pair.stamp:.6f}')
-        except Exception as exc:  # TF lookup errors and Frame validation both drop the frame
-            return self._bad('extrinsics', f'image dropped: {exc}')
+            frame, missing = messages_to_frame(image_msg, info_msg, radar_msgs, pair.stamp, s.radar_field_map,
+                                               self._extrinsics.lookup)
+        except FrameDropped as exc:
+            return self._bad(exc.reason, str(exc))
+        for name in set(missing) - self._warned_missing:
+            self._warned_missing.add(name)
+            self.get_logger().warning(f"radar PointCloud2 has no field '{name}': that model input is zero "
+                                      f'(fields present: {convert.pointcloud2_field_names(radar_msgs[-1])}; '
+                                      f'set the radar_fields.* parameters)')
+        if len(frame.radar) == 0:  # served (depth from the image alone) but worth knowing: a dead radar looks so
+            self.stats.count('empty_radar')
+            self._warn('empty_radar', f'radar cloud on ~/input/radar_points is empty: depth from the image alone '
+                                      f"[empty_radar: {self.stats.counts['empty_radar']} so far]")
         if isinstance(self._extrinsics, StaticExtrinsics):
-            self._publish_tf_static(header.frame_id, radar_frame, np.asarray(T))
+            self._publish_tf_static(header.frame_id, pair.radar.msg.header.frame_id, frame.T_camera_radar)
+        rgb, K = frame.image, frame.K
         layers = (s.saliency_layer,) if self._want_saliency(s) else ()
         result = estimator.predict(frame, saliency_layers=layers)
         stats = result.radar_stats
@@ -438,30 +431,6 @@ class DepthNode(LifecycleNode):
         self.stats.latency('total', 1e3 * (time.monotonic() - received))
         self.stats.count('published')
 
-    def _radar_points(self, pair, s):
-        """Radar points (N x 6, RADAR_FIELDS) of the pair's sweeps; None (counted) when a cloud is malformed."""
-        fmap = s.radar_field_map
-        names = ['x', 'y', 'z', fmap['rcs'], fmap['vx'], fmap['vy']]
-        arrays = []
-        for sweep in pair.sweeps:
-            try:
-                arr, missing = convert.pointcloud2_to_array(sweep.msg, names)
-            except convert.ConversionError as exc:
-                self._bad('bad_radar', f'image dropped: malformed radar PointCloud2: {exc}')
-                return None
-            for name in set(missing) - self._warned_missing:
-                self._warned_missing.add(name)
-                self.get_logger().warning(f"radar PointCloud2 has no field '{name}': that model input is zero "
-                                          f'(fields present: {convert.pointcloud2_field_names(sweep.msg)}; '
-                                          f'set the radar_fields.* parameters)')
-            arrays.append(arr)
-        points = np.concatenate(arrays, axis=0) if arrays else np.zeros((0, 6), np.float32)
-        if len(points) == 0:  # served (depth from the image alone) but worth knowing: a dead radar looks so
-            self.stats.count('empty_radar')
-            self._warn('empty_radar', f'radar cloud on ~/input/radar_points is empty: depth from the image alone '
-                                      f"[empty_radar: {self.stats.counts['empty_radar']} so far]")
-        return points
-
     def _want_saliency(self, s) -> bool:
         pub = self._pubs.get('saliency')
         if pub is None or pub.get_subscription_count() == 0 or s.saliency_max_rate <= 0:
@@ -473,7 +442,6 @@ class DepthNode(LifecycleNode):
         return True
 
     def _publish(self, header, rgb, info_msg, K, result, s) -> None:
-        from xd_rcdepth_core import viz
         h, w = result.depth.shape
         self._pubs['depth'].publish(convert.depth_to_image_msg(result.depth, header))
         # The depth is pixel-aligned with the input image (not rectified here): same calibration.
@@ -488,7 +456,6 @@ class DepthNode(LifecycleNode):
             self._pubs['saliency'].publish(convert.rgb_to_image_msg(overlay, header, encoding='bgr8'))
             self.stats.count('saliency_published')
         if 'points' in self._pubs and self._pubs['points'].get_subscription_count():
-            from xd_rcdepth_core.geometry import backproject_pixels
             v, u = np.mgrid[0:h:s.points_stride, 0:w:s.points_stride]
             z = result.depth[v, u]
             ok = np.isfinite(z)
@@ -536,6 +503,11 @@ def main(args=None) -> None:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):   # Ctrl-C, SIGTERM
         pass
+    except Exception:
+        # rclpy's signal handler can shut the context down between the executor's ok() check and its
+        # wait, which raises RCLError ('context is not valid') instead of ExternalShutdownException.
+        if rclpy.ok():
+            raise
     except SystemExit as exc:
         code = exc.code
     finally:

@@ -23,6 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from xd_rcdepth_core.backends.torch_backend import check_precision
+from xd_rcdepth_core.geometry import transform_from_pose
+from xd_rcdepth_core.pipeline import resolve_device
+
 MIN_INPUT_SIZE = 32   # the networks downsample by 32: smaller inputs have no deepest feature map
 
 
@@ -119,7 +123,8 @@ def declare_all(node) -> None:
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
     from rclpy.parameter import Parameter
     for p in PARAMETERS:
-        desc = ParameterDescriptor(description=p.description + (f' One of: {", ".join(p.choices)}.' if p.choices else ''),
+        choices = f' One of: {", ".join(p.choices)}.' if p.choices else ''
+        desc = ParameterDescriptor(description=p.description + choices,
                                    read_only=p.read_only, dynamic_typing=p.is_float)
         if p.range is not None and not isinstance(p.default, bool):
             if isinstance(p.default, int):
@@ -227,7 +232,6 @@ class NodeSettings:
 
 def read_settings(get) -> NodeSettings:
     """Validated settings from `get(name) -> value`; ParameterError names the offending parameter."""
-    from xd_rcdepth_core.geometry import transform_from_pose
     v = {p.name: get(p.name) for p in PARAMETERS}
     for p in PARAMETERS:
         if p.is_float:
@@ -294,8 +298,6 @@ def check_compute(settings: NodeSettings):
     Done at configure (not only when activate loads the model), with the core's own checks, so a
     `cuda:3` on a one-GPU machine or fp16 on the CPU fails configure with the parameter's name.
     """
-    from xd_rcdepth_core.backends.torch_backend import check_precision
-    from xd_rcdepth_core.pipeline import resolve_device
     try:
         device = resolve_device(settings.device)
     except ValueError as exc:

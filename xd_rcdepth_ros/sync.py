@@ -37,8 +37,8 @@ Why it is shaped like this (nuScenes: radar ~13 Hz, camera ~12 Hz, not triggered
   reordering: an old image is ignored (``out_of_order_images``), an old radar is inserted in order
   (``out_of_order_radar``). So images_in = paired + unpaired_* + out_of_order_images + pending_images.
 
-All methods hold one lock: the node feeds it from subscription callbacks while the inference callback
-group takes pairs in another thread of a MultiThreadedExecutor.
+All methods hold one lock: the node feeds it from subscription callbacks (executor threads) while its
+inference worker thread takes pairs (``wait_for_pair``) and the diagnostics timer reads the counters.
 
 Stamps are float seconds: at Unix-epoch magnitudes a double resolves ~0.2 us, far below any tolerance.
 """

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..exported import read_metadata
+
 CUDA_PROVIDER = 'CUDAExecutionProvider'
 CPU_PROVIDER = 'CPUExecutionProvider'
 
@@ -41,7 +43,6 @@ class OnnxRuntimeBackend:
 
     def __init__(self, onnx_path, device: torch.device, threads: int | None = None):
         import onnxruntime as ort
-        from ..export import read_metadata
         self.path = Path(onnx_path)
         self.meta = read_metadata(self.path)
         self.device = device

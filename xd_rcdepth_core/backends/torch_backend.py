@@ -10,8 +10,8 @@ bf16 autocast on the CPU is opt-in (precision='bf16'): 17 % faster for the stude
 faster at 896x1600, 0.002 m of difference. On the CPU, ONNX Runtime (backends/ort_backend.py) is
 2-5x faster than any torch path. inference_mode is used throughout (no autograd bookkeeping).
 On CUDA channels_last is on with fp16 only (tensor-core convolutions want NHWC) until a GPU run of
-the benchmark says otherwise. Opt-in: torch.compile (minutes of compile time on a small CPU; reported in ``info['compile_s']``) and CUDA graphs (for a fixed input size; a new size captures
-a new graph).
+the benchmark says otherwise. Opt-in: torch.compile (minutes of compile time on a small CPU; reported
+in ``info['compile_s']``) and CUDA graphs (for a fixed input size; a new size captures a new graph).
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-PRECISIONS = ('fp32', 'fp16', 'bf16')
+from ..devices import check_precision
+
 AUTOCAST_DTYPES = {'fp16': torch.float16, 'bf16': torch.bfloat16}
 
 
@@ -44,13 +45,6 @@ def autocast(device: torch.device, precision: str, cache: bool = True):
     if precision == 'fp32':
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision], cache_enabled=cache)
-
-
-def check_precision(device: torch.device, precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision '{precision}' is not supported: use {', '.join(PRECISIONS)}")
-    if precision == 'fp16' and device.type != 'cuda':
-        raise ValueError('precision fp16 needs a CUDA device; use fp32 (or bf16) on the CPU')
 
 
 class TorchBackend:

@@ -15,6 +15,11 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn as nn
 
+from ..exported import read_metadata
+from ..inputs import prepare_inputs
+from ..synthetic.sequence import generate_sequence
+from .ort_backend import OnnxRuntimeBackend
+
 
 @dataclass(frozen=True)
 class Tolerance:
@@ -54,8 +59,6 @@ def tolerance_for(precision: str, abs_m: float | None = None, rel: float | None 
 
 def synthetic_inputs(model: nn.Module, height: int, width: int, seed: int = 0):
     """(image, radar) network inputs of one synthetic frame at height x width, on the CPU."""
-    from ..pipeline import prepare_inputs
-    from ..synthetic import generate_sequence
     frame = next(iter(generate_sequence(seed=seed, n_frames=1, height=height, width=width)))
     image, radar, _ = prepare_inputs(frame, None, torch.device('cpu'))
     if radar.shape[1] != model.config.radar_channels:
@@ -83,7 +86,6 @@ def reference_depth(model: nn.Module, image, radar) -> torch.Tensor:
 def run_exported(path, meta: dict, image, radar) -> torch.Tensor:
     """Depth from the exported file on the CPU (ONNX Runtime or the TorchScript interpreter)."""
     if meta.get('opset') is not None:
-        from .ort_backend import OnnxRuntimeBackend
         # As many threads as torch uses, so one setting governs the whole check.
         return OnnxRuntimeBackend(path, torch.device('cpu'), threads=torch.get_num_threads())(image, radar)
     with warnings.catch_warnings():
@@ -107,7 +109,6 @@ def verify_export(path, model: nn.Module, spec=None, tolerance: float | None = N
                   rel_tolerance: float | None = None) -> dict:
     """Compare the export with PyTorch at each checked size; ValueError when it is outside the
     precision's Tolerance (``tolerance``/``rel_tolerance`` replace its absolute/relative part)."""
-    from ..export import read_metadata
     meta = read_metadata(path)
     if meta['model_name'] != model.model_name:
         raise ValueError(f'{path} holds {meta["model_name"]}, not {model.model_name}')

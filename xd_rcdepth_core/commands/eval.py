@@ -11,7 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import UserError
+from ..data.cache import CacheIndex
+from ..errors import UserError
+from ..evaluate import EvalOptions, evaluate, frames_from_cache, frames_from_synthetic
+from ..metrics import markdown_table
+from ..pipeline import DepthEstimator
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +29,6 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def open_frames(args):
-    from ..evaluate import frames_from_cache, frames_from_synthetic
     if (args.cache is None) == (args.synthetic is None):
         raise UserError('give exactly one frame source: --cache CACHE [--split S] or --synthetic DIR')
     if args.limit is not None and args.limit < 1:
@@ -42,12 +45,10 @@ def eval_multiple(args) -> int:
     """The evaluation crop the source's dataset uses (its cache records it); 32 for synthetic folders."""
     if args.cache is None:
         return 32
-    from ..data.cache import CacheIndex
     return CacheIndex(args.cache).eval_multiple(args.split)
 
 
 def estimator(path, args, precision='fp32'):
-    from ..pipeline import DepthEstimator
     return DepthEstimator.from_checkpoint(path, device=args.device, precision=precision)
 
 
@@ -71,14 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..evaluate import EvalOptions, evaluate
-    from ..metrics import markdown_table
     if args.figures < 0:
         raise UserError(f'--figures must be 0 or more, got {args.figures}')
     student = estimator(args.checkpoint, args, args.precision)
     teacher = estimator(args.teacher, args) if args.teacher else None
     frames, source = open_frames(args)
-    out = Path(args.out) if args.out else Path(args.checkpoint).resolve().parent / f'eval-{args.split if args.cache else "synthetic"}'
+    default_out = Path(args.checkpoint).resolve().parent / f'eval-{args.split if args.cache else "synthetic"}'
+    out = Path(args.out) if args.out else default_out
     options = EvalOptions(gt=args.gt, multiple=0 if args.no_crop else eval_multiple(args), limit=args.limit,
                           save_predictions=args.save_predictions, figures=args.figures,
                           saliency_layer=args.saliency_layer, progress=not args.quiet,

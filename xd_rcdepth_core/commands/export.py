@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import UserError
-
-# Copies of export.FORMATS / export.DEFAULT_OPSET (test_export checks they agree): building the
-# parser must not import torch, or every `xd-rcdepth` command would pay for it.
-FORMATS = ('onnx', 'torchscript')
-DEFAULT_OPSET = 17
+from ..backends.verify import describe_result
+from ..errors import UserError
+from ..export import ExportSpec, check_writable, export_verified
+from ..exported import DEFAULT_OPSET, FORMATS, read_metadata
+from ..models.checkpoint import load_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,8 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..export import ExportSpec, export_verified, read_metadata
-    from ..models.checkpoint import load_model
     if args.tolerance is not None and not args.tolerance > 0:
         raise UserError(f'--tolerance must be positive, got {args.tolerance}')
     if args.rel_tolerance is not None and not args.rel_tolerance >= 0:
@@ -73,14 +70,12 @@ def run(args) -> int:
     if result is None:
         print('not verified (--no-verify)')
     else:
-        from ..backends.verify import describe_result
         print(f"verified on a synthetic frame against PyTorch fp32: {describe_result(result)}")
     return 0
 
 
 def _check_out(out: Path) -> None:
     """Fail before loading anything when the output cannot be written."""
-    from ..export import check_writable
     try:
         check_writable(out)
     except ValueError as exc:

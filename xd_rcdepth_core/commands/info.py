@@ -7,11 +7,14 @@ import importlib.util
 import json
 import platform
 
+from ..models.summary import model_summary
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--json', action='store_true', help='print one JSON object instead of text')
     parser.add_argument('--model', default=None,
-                        help='also report a model\'s parameters and multiply-accumulates (xd_rcdepth, cafnet, lircdepth)')
+                        help='also report a model\'s parameters and multiply-accumulates '
+                             '(xd_rcdepth, cafnet, lircdepth)')
     parser.add_argument('--height', type=int, default=896, help='input height for --model MACs (default 896)')
     parser.add_argument('--width', type=int, default=1600, help='input width for --model MACs (default 1600)')
     parser.add_argument('--fusion', default=None, help='student fusion variant for --model xd_rcdepth')
@@ -50,7 +53,6 @@ def environment_info() -> dict:
 def run(args) -> int:
     info = environment_info()
     if args.model:
-        from ..models.summary import model_summary
         config = {} if args.fusion is None else {'fusion': args.fusion}
         info['model'] = model_summary(args.model, args.height, args.width, **config)
     if args.json:

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli import UserError
+from ..errors import UserError
+from ..evaluate import crop_for_eval, safe_name
+from ..viz import colorize_depth, label_tile, saliency_overlay, save_png
 from .eval import add_source_arguments, estimator, open_frames
 
 
@@ -32,8 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _row(frame, result, layers, who, max_depth=80.0):
-    from ..viz import label_tile, saliency_overlay
-    from ..viz import colorize_depth
     tiles = [label_tile(frame.image.copy(), f'{who}: {frame.name}'),
              label_tile(colorize_depth(result.depth, max_depth), f'{who} depth')]
     tiles += [label_tile(saliency_overlay(frame.image, result.saliency[k]), f'{who} Grad-CAM {k}') for k in layers]
@@ -46,8 +46,6 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def run(args) -> int:
-    from ..evaluate import crop_for_eval, safe_name
-    from ..viz import save_png
     student = estimator(args.checkpoint, args)
     teacher = estimator(args.teacher, args) if args.teacher else None
     frames, source = open_frames(args)

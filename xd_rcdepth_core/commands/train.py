@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import UserError
+from ..data.errors import DatasetError
+from ..errors import UserError
+from ..training import Trainer, load_config
+from ..training.config import RECIPES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..training.config import RECIPES
     parser.add_argument('--recipe', required=True, choices=RECIPES, help='what to train')
     parser.add_argument('--config', default=None, help='YAML recipe file (e.g. config/train_distill.yaml)')
     parser.add_argument('--run-dir', default=None, help='run folder (overrides run_dir of the config)')
@@ -27,8 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..data.errors import DatasetError
-    from ..training import Trainer, load_config
     overrides = list(args.overrides)
     if args.resume and '=' in args.resume and not Path(args.resume).exists():
         # `--resume key=value`: argparse took the first override for the optional CKPT.

@@ -1,35 +1,22 @@
 """Datasets -> Frames -> cache -> torch Dataset.
 
-- ``nuscenes``: nuScenes through the official devkit (``nuscenes_radar``, ``nuscenes_lidar``,
-  ``nuscenes_movers`` build radar and ground truth; ``nuscenes_files`` checks and writes the sensor
-  files; ``nuscenes_writer`` writes a synthetic sequence as a nuScenes-format dataset).
-- ``zju``: ZJU-4DRadarCam; ``synthetic``: the synthetic world's native storage.
-- ``cache`` / ``prepare``: one compact file per sample, made in parallel and resumably.
-- ``dataset``: the torch Dataset with the references' augmentation.
-- ``commands``: the ``prepare`` and ``show`` subcommands.
-
-Names are imported lazily: importing this package must not pull in torch or the devkit.
+    nuscenes/     nuScenes through the official devkit (adapter, radar, lidar GT, movers, files, and a
+                  writer of synthetic sequences as a nuScenes-format dataset)
+    zju.py        ZJU-4DRadarCam; synthetic.py: the synthetic world's native storage as a dataset
+    adapters.py   dataset name -> adapter; errors.py: dataset and sample errors
+    cache.py, prepare.py   one compact file per sample, made in parallel and resumably
+    dataset.py    the torch Dataset with the references' augmentation; images.py, show.py: JPEG, pictures
 """
-from __future__ import annotations
+from .adapters import DATASETS, open_adapter
+from .cache import CacheIndex, read_sample, write_sample
+from .dataset import AugmentConfig, RadarDepthDataset
+from .errors import CacheMismatchError, CorruptFileError, DatasetError, DataWarning, SampleError
+from .nuscenes import NuScenesAdapter, NuScenesConfig, write_nuscenes
+from .prepare import prepare
+from .synthetic import SyntheticAdapter
+from .zju import ZJUAdapter, ZJUConfig
 
-import importlib
-
-_EXPORTS = {
-    'DataWarning': 'errors', 'DatasetError': 'errors', 'SampleError': 'errors', 'CorruptFileError': 'errors',
-    'CacheMismatchError': 'errors',
-    'NuScenesAdapter': 'nuscenes', 'NuScenesConfig': 'nuscenes',
-    'ZJUAdapter': 'zju', 'ZJUConfig': 'zju', 'SyntheticAdapter': 'synthetic',
-    'open_adapter': 'adapters', 'DATASETS': 'adapters',
-    'prepare': 'prepare', 'CacheIndex': 'cache', 'read_sample': 'cache', 'write_sample': 'cache',
-    'RadarDepthDataset': 'dataset', 'AugmentConfig': 'dataset',
-    'write_nuscenes': 'nuscenes_writer',
-}
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f'.{_EXPORTS[name]}', __name__), name)
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-
-
-__all__ = sorted(_EXPORTS)
+__all__ = ['DATASETS', 'open_adapter', 'CacheIndex', 'read_sample', 'write_sample', 'AugmentConfig',
+           'RadarDepthDataset', 'CacheMismatchError', 'CorruptFileError', 'DatasetError', 'DataWarning',
+           'SampleError', 'NuScenesAdapter', 'NuScenesConfig', 'write_nuscenes', 'prepare', 'SyntheticAdapter',
+           'ZJUAdapter', 'ZJUConfig']

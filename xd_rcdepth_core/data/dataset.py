@@ -1,6 +1,6 @@
 """Torch Dataset over a prepared cache: training augmentation as in the references, plain evaluation.
 
-Training (``train=True``; cafnet_dataloader ``train_preprocess``, REFERENCE.md Part A 1.7):
+Training (``train=True``; cafnet_dataloader ``train_preprocess``, docs/reference.md Part A 1.7):
 - random crop (352 x 704 by default, any smaller size allowed) from the full-resolution frame, no
   resizing; K follows the crop (cx, cy shift);
 - horizontal flip with p = 0.5 of image, radar image and every depth map; K becomes the mirrored
@@ -19,8 +19,8 @@ evaluates all 300 rows of its crop; the models pad to their stride inside, so no
 Each item is a dict of tensors: image 3 x H x W (ImageNet-normalised), radar C x H x W
 (``radar.encode_frame_radar``: depth, rcs, vx, vy by default; 0 = no radar), depth_interp,
 depth_sparse, depth_accumulated 1 x H x W (metres, 0 = none; all-zero when the dataset lacks a map),
-K 3 x 3, name (str) and flipped (bool: the item was mirrored). Random numbers come from torch's global generator, which the DataLoader
-seeds differently in every worker.
+K 3 x 3, name (str) and flipped (bool: the item was mirrored). Random numbers come from torch's
+global generator, which the DataLoader seeds differently in every worker.
 """
 from __future__ import annotations
 

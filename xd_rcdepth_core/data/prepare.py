@@ -33,8 +33,17 @@ import numpy as np
 from ..frame import DEPTH_MAPS
 from ..geometry import project_points
 from .adapters import open_adapter
-from .cache import (TMP_MARK, atomic_write_text, read_index, read_stats, remove_stale_temporaries, sample_path,
-                    settings_fingerprint, write_index, write_sample)
+from .cache import (
+    TMP_MARK,
+    atomic_write_text,
+    read_index,
+    read_stats,
+    remove_stale_temporaries,
+    sample_path,
+    settings_fingerprint,
+    write_index,
+    write_sample,
+)
 from .errors import CacheMismatchError, DataWarning, SampleError
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..frame import Frame
+from ..synthetic.storage import SyntheticStore, frame_stem, read_frame
 from .errors import DatasetError, SampleError
 
 
 class SyntheticAdapter:
     def __init__(self, root, val_scenes: int = 0):
-        from ..synthetic.storage import SyntheticStore
         try:
             self.store = SyntheticStore(root)
         except (FileNotFoundError, ValueError) as exc:
@@ -56,12 +56,10 @@ class SyntheticAdapter:
         return scene, int(index)
 
     def image_file(self, key: str) -> Path:
-        from ..synthetic.storage import frame_stem
         scene, index = self._parse(key)
         return self.root / scene / f'{frame_stem(index)}.png'
 
     def frame(self, key: str) -> Frame:
-        from ..synthetic.storage import read_frame
         scene, index = self._parse(key)
         try:
             return read_frame(self.root, scene, index)

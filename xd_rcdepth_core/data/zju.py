@@ -1,6 +1,6 @@
 """ZJU-4DRadarCam (RadarCam-Depth, ICRA 2024) -> Frame.
 
-Layout (REFERENCE.md Part A 6, Part B 8): ``root/{image, radar, gt, gt_interp}/<id>.{png,npy}`` and
+Layout (docs/reference.md Part A 6, Part B 8): ``root/{image, radar, gt, gt_interp}/<id>.{png,npy}`` and
 ``root/{train,val,test}.txt`` with one frame id per line (``full.txt`` is their union and is not a
 split). ``root`` may be the ``ZJU-4DRadarCam`` folder or its ``data`` sub-folder.
 
@@ -31,7 +31,7 @@ import numpy as np
 from ..config import ZJU_CAMERA, CameraModel
 from ..frame import Frame
 from ..geometry import backproject_pixels
-from .errors import CorruptFileError, DataWarning, DatasetError, SampleError
+from .errors import CorruptFileError, DatasetError, DataWarning, SampleError
 from .images import read_depth_png, read_image_file
 
 ZJU_SPLITS = ('train', 'val', 'test')

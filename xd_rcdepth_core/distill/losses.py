@@ -1,9 +1,9 @@
 """Training losses: depth supervision, explainability-aligned KD (X-KD), depth-distribution KD (D2-KD).
 
-Depth terms follow the references (REFERENCE.md Part A 4.1): L1 = masked sum / mask count over the
+Depth terms follow the references (docs/reference.md Part A 4.1): L1 = masked sum / mask count over the
 batch with mask GT > 0.01 m; edge-aware smoothness = mean |dx d| exp(-mean_c |dx I|) + the same in y.
 
-X-KD (PAPER.md "Distillation 1"): Grad-CAM maps of teacher and student at the 1/16-scale image
+X-KD (docs/paper.md "Distillation 1"): Grad-CAM maps of teacher and student at the 1/16-scale image
 encoder, radar encoder and decoder taps, flattened, L2-normalised, L_XKD = mean over layers of
 (1 - cosine). The student's maps keep their graph (create_graph) so the loss trains the student; the
 teacher's are constants: its weights are frozen, so its activations get gradients through inputs
@@ -11,7 +11,7 @@ that require grad (as pipeline.py does), and the maps are detached. The student 
 BatchNorm on batch statistics, which would cancel its Grad-CAM weights across the batch
 (saliency.py): its maps come from a second forward under ``frozen_batch_statistics``.
 
-D2-KD (PAPER.md "Distillation 2"): per pixel, logits z_i = -|d - c_i| over B bin centres, softmax
+D2-KD (docs/paper.md "Distillation 2"): per pixel, logits z_i = -|d - c_i| over B bin centres, softmax
 with temperature tau, L_D2KD = tau^2 * mean over pixels of KL(teacher || student).
 """
 from __future__ import annotations

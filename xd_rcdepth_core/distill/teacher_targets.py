@@ -64,7 +64,8 @@ class TeacherTargets:
         each is exactly what training draws for sample i. ``layers`` None: depth only (D2-KD)."""
         first = datasets[0][0]
         size = tuple(first['image'].shape[-2:])
-        path = Path(folder) / f'{split}-{_key(teacher, split, layers, xkd_target if layers else None, min_depth, size)}.pt'
+        key = _key(teacher, split, layers, xkd_target if layers else None, min_depth, size)
+        path = Path(folder) / f'{split}-{key}.pt'
         if path.is_file():
             data = torch.load(path, map_location='cpu', weights_only=True)
             if data.get('format') == FORMAT:

@@ -1,4 +1,4 @@
-"""LiRCDepth (Sun et al., ICASSP 2025), the lightweight baseline, from REFERENCE.md 3.2.
+"""LiRCDepth (Sun et al., ICASSP 2025), the lightweight baseline, from docs/reference.md 3.2.
 
 - Image encoder: MobileNetV2 ``.features`` tapped after blocks 1, 3, 6, 10, 18 (16, 24, 32, 64,
   1280 ch), each tap projected by Conv1x1 (no bias) ReLU to the teacher's image widths
@@ -30,18 +30,20 @@ import torch.nn.functional as F
 
 from ..config import PAPER, RADAR_CHANNELS
 from .blocks import MobileNetV2Encoder, check_inputs, crop, pad_to_stride, scaled_sigmoid
+from .pretrained import load_torchvision_backbone
+from .registry import register
 
 
 @dataclass
 class LiRCDepthConfig:
-    fusion: str = 'add'                        # additive fusion, the only choice (REFERENCE.md 3.2)
-    max_depth: float = PAPER.depth.max_depth   # depth = 100 * sigmoid (REFERENCE.md 3.2)
-    min_depth: float = PAPER.depth.min_depth_eval  # output floor, min_depth_eval (REFERENCE.md 2)
+    fusion: str = 'add'                        # additive fusion, the only choice (docs/reference.md 3.2)
+    max_depth: float = PAPER.depth.max_depth   # depth = 100 * sigmoid (docs/reference.md 3.2)
+    min_depth: float = PAPER.depth.min_depth_eval  # output floor, min_depth_eval (docs/reference.md 2)
     radar_channels: int = len(RADAR_CHANNELS)
     # Local torchvision MobileNetV2 state_dicts (image; radar defaults to the same file).
     pretrained_backbone: Optional[str] = None
     pretrained_radar_backbone: Optional[str] = None
-    # REFERENCE.md 3.2: taps after features 1, 3, 6, 10, 18, projected to the teacher's widths.
+    # docs/reference.md 3.2: taps after features 1, 3, 6, 10, 18, projected to the teacher's widths.
     encoder_taps: tuple = (1, 3, 6, 10, 18)
     image_channels: tuple = (64, 64, 128, 256, 512)
     radar_channels_out: tuple = (64, 128, 128, 512, 512)
@@ -96,7 +98,7 @@ def _stage(cin, widths, expansion):
 
 
 class LiRCDepthDecoder(nn.Module):
-    """Stage widths per REFERENCE.md 3.2: 1/32 -> 1/16 (32, 32, 512); with the 1/16 skip -> 1/8
+    """Stage widths per docs/reference.md 3.2: 1/32 -> 1/16 (32, 32, 512); with the 1/16 skip -> 1/8
     (16 x 7, 128; "8 blocks") ; with 1/8 -> 1/4 (32, 32, 128); with 1/4 -> 1/2 (32, 64); with 1/2 a
     ConvTranspose3x3 s2 -> 32 at 1/1."""
 
@@ -128,8 +130,8 @@ class LiRCDepthDecoder(nn.Module):
                         'decoder_1_1': x1}
 
 
+@register('lircdepth', LiRCDepthConfig)
 class LiRCDepth(nn.Module):
-    model_name = 'lircdepth'
     PARTS = {'image_encoder': ('image_encoder',), 'radar_encoder': ('radar_encoder',),
              'fusion': ('fusion',), 'decoder': ('decoder',)}
 
@@ -142,7 +144,6 @@ class LiRCDepth(nn.Module):
         self.fusion = _projections(cfg.radar_channels_out, cfg.image_channels)
         self.decoder = LiRCDepthDecoder(cfg.image_channels, cfg.decoder_channels, cfg.expansion)
         if cfg.pretrained_backbone or cfg.pretrained_radar_backbone:
-            from .checkpoint import load_torchvision_backbone
             if cfg.pretrained_backbone:
                 load_torchvision_backbone(self.image_encoder.encoder, cfg.pretrained_backbone,
                                           'image encoder (MobileNetV2)')

@@ -208,7 +208,7 @@ def build_fusion(kind: str, channels: int) -> nn.Module:
 # ----------------------------------------------------------------------------- fusion (teacher)
 
 class ConfidenceGatedFusion(nn.Module):
-    """CaFNet's confidence-aware gated fusion (CaGF), REFERENCE.md 3.1:
+    """CaFNet's confidence-aware gated fusion (CaGF), docs/reference.md 3.1:
     f <- f + sigmoid(Conv1x1(r)) * ReLU(Conv1x1(r)) * AvgPool_s(confidence), 1x1 convs without bias.
     Returns (fused feature, gated radar feature) - the latter is a distillation target in LiRCDepth."""
 

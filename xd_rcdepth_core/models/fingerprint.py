@@ -7,11 +7,12 @@ import json
 import torch
 import torch.nn as nn
 
+from .registry import config_to_dict
+
 
 def model_fingerprint(model: nn.Module) -> str:
     """sha256 of the model's name, config and every tensor of its state_dict (two checkpoints with the
     same weights share one key; changed weights never hit)."""
-    from .registry import config_to_dict
     h = hashlib.sha256()
     h.update(json.dumps([model.model_name, config_to_dict(model.config)], sort_keys=True).encode())
     for name, tensor in model.state_dict().items():

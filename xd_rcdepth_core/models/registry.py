@@ -1,19 +1,30 @@
-"""Model names -> (class, config dataclass); ``build_model(name, **config)``."""
+"""The model registry, in the style of torchvision's ``models/_api.py``: a name -> (class, config)
+table that every architecture file fills with ``@register``, and that imports none of them, so
+dependencies point one way (architecture -> registry <- checkpoint) and no cycle is possible.
+
+    build_model('xd_rcdepth', fusion='add')      # the config dataclass's keys; unknown keys are an error
+
+The architectures register when ``xd_rcdepth_core.models`` is imported (its ``__init__`` imports
+them), which any import of this module does first.
+"""
 from __future__ import annotations
 
 import dataclasses
 
 import torch.nn as nn
 
-from .baselines import LiRCDepth, LiRCDepthConfig
-from .student import StudentConfig, XDRCDepth
-from .teacher import CaFNet, TeacherConfig
+MODELS: dict = {}   # name -> (nn.Module class, config dataclass)
 
-MODELS = {
-    'xd_rcdepth': (XDRCDepth, StudentConfig),   # the student (paper)
-    'cafnet': (CaFNet, TeacherConfig),          # the teacher
-    'lircdepth': (LiRCDepth, LiRCDepthConfig),  # lightweight baseline
-}
+
+def register(name: str, config_class):
+    """Class decorator: ``@register('cafnet', TeacherConfig)``; sets the class's ``model_name``."""
+    def decorate(cls):
+        if name in MODELS and MODELS[name][0] is not cls:
+            raise ValueError(f'model name {name!r} is registered twice ({MODELS[name][0].__name__}, {cls.__name__})')
+        cls.model_name = name
+        MODELS[name] = (cls, config_class)
+        return cls
+    return decorate
 
 
 def _entry(name: str):

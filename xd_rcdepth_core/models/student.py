@@ -50,20 +50,31 @@ import torch
 import torch.nn as nn
 
 from ..config import PAPER, RADAR_CHANNELS
-from .blocks import (MobileNetV2Encoder, PointwiseDASPP, build_fusion, check_inputs, conv_bn_relu, crop,
-                     pad_to_stride, scaled_sigmoid, upsample2)
+from .blocks import (
+    MobileNetV2Encoder,
+    PointwiseDASPP,
+    build_fusion,
+    check_inputs,
+    conv_bn_relu,
+    crop,
+    pad_to_stride,
+    scaled_sigmoid,
+    upsample2,
+)
+from .pretrained import load_torchvision_backbone
+from .registry import register
 
 
 @dataclass
 class StudentConfig:
-    # Fusion of radar into image features; FiLM is the paper's choice (PAPER.md fusion ablation),
+    # Fusion of radar into image features; FiLM is the paper's choice (docs/paper.md fusion ablation),
     # add / concat / attention are the ablation's alternatives.
     fusion: str = 'film'
-    # Output scale: depth = max_depth * sigmoid (references' --max_depth 100, REFERENCE.md 1.6).
+    # Output scale: depth = max_depth * sigmoid (references' --max_depth 100, docs/reference.md 1.6).
     max_depth: float = PAPER.depth.max_depth
-    # Floor of the predicted depth: the evaluation's min_depth_eval 1e-3 m (REFERENCE.md 2).
+    # Floor of the predicted depth: the evaluation's min_depth_eval 1e-3 m (docs/reference.md 2).
     min_depth: float = PAPER.depth.min_depth_eval
-    # depth, RCS, vx, vy (REFERENCE.md 1.3, LiRCDepth issue #2).
+    # depth, RCS, vx, vy (docs/reference.md 1.3, LiRCDepth issue #2).
     radar_channels: int = len(RADAR_CHANNELS)
     # Local torchvision-format MobileNetV2 state_dict (ImageNet) for the image encoder; the radar
     # encoder gets pretrained_radar_backbone, or the same file when that is None (as LiRCDepth).
@@ -75,7 +86,7 @@ class StudentConfig:
     radar_stem_channels: int = 16
     decoder_channels: tuple = (256, 128, 64, 32, 16)   # 1/16, 1/8, 1/4, 1/2, 1/1
     # Paper: "atrous sampling at several dilation rates", values not given. BTS/CaFNet use
-    # (3, 6, 12, 18, 24) at 1/8 (REFERENCE.md 3.1); at 1/16 we halve them (3 -> 2) so the
+    # (3, 6, 12, 18, 24) at 1/8 (docs/reference.md 3.1); at 1/16 we halve them (3 -> 2) so the
     # largest reach stays 24 x 8 = 12 x 16 = 192 input pixels.
     daspp_rates: tuple = (2, 3, 6, 9, 12)
     daspp_growth: int = 240
@@ -160,10 +171,10 @@ class StudentDecoder(nn.Module):
                                'decoder_1_2': x2, 'decoder_1_1': x1}
 
 
+@register('xd_rcdepth', StudentConfig)
 class XDRCDepth(nn.Module):
     """The student. ``fusion`` (in the config) selects the fusion block; nothing else changes."""
 
-    model_name = 'xd_rcdepth'
     # Parameter groups for summaries: part -> submodule name prefixes (longest prefix wins).
     PARTS = {'image_encoder': ('image_encoder', 'image_bottleneck'),
              'radar_encoder': ('radar_encoder', 'radar_bottleneck'),
@@ -188,7 +199,6 @@ class XDRCDepth(nn.Module):
             self._load_pretrained()
 
     def _load_pretrained(self):
-        from .checkpoint import load_torchvision_backbone
         cfg = self.config
         if cfg.pretrained_backbone:
             load_torchvision_backbone(self.image_encoder, cfg.pretrained_backbone, 'image encoder (MobileNetV2)')

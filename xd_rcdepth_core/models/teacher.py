@@ -1,4 +1,4 @@
-"""The teacher: CaFNet (Sun et al.), re-implemented from the architecture facts in REFERENCE.md 3.1.
+"""The teacher: CaFNet (Sun et al.), re-implemented from the architecture facts in docs/reference.md 3.1.
 
 Pipeline (channels at 1/2, 1/4, 1/8, 1/16, 1/32 are 64, 64, 128, 256, 512 for every ResNet):
 1. Image encoder: ResNet-34.
@@ -16,7 +16,7 @@ additionally holds three ImageNet fc heads it never uses (one ResNet-34, two Res
 513,000 = 1,539,000) and a fixed all-ones 'sparsity' kernel per sparse conv (92 weights, stored as
 parameters there). We drop both: the heads are dead weight, and the window count of valid pixels
 is an average pool here. 60,709,594 + 1,539,000 = 62,248,594 is the reference-comparable count
-(reference minus our count = the 92 fixed kernel weights; component counts match REFERENCE.md 3.1).
+(reference minus our count = the 92 fixed kernel weights; component counts match docs/reference.md 3.1).
 
 Forward: ``forward(image, radar) -> dict`` with
     depth          (B, 1, H, W) metres, max_depth * sigmoid, floored at min_depth
@@ -42,30 +42,31 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import PAPER, RADAR_CHANNELS
-from .blocks import (ConfidenceGatedFusion, ResNetEncoder, check_inputs, crop, pad_to_stride, scaled_sigmoid,
-                     upsample2)
+from .blocks import ConfidenceGatedFusion, ResNetEncoder, check_inputs, crop, pad_to_stride, scaled_sigmoid, upsample2
+from .pretrained import load_torchvision_backbone
+from .registry import register
 
-# Unused ImageNet fc heads in the reference count (REFERENCE.md 3.1): 3 x (512 x 1000 + 1000).
+# Unused ImageNet fc heads in the reference count (docs/reference.md 3.1): 3 x (512 x 1000 + 1000).
 REFERENCE_UNUSED_FC_PARAMS = 3 * 513_000
 
 
 @dataclass
 class TeacherConfig:
     fusion: str = 'cagf'                      # confidence-aware gated fusion, the only choice
-    max_depth: float = PAPER.depth.max_depth  # --max_depth 100 (REFERENCE.md 3.1)
-    min_depth: float = PAPER.depth.min_depth_eval  # output floor, min_depth_eval (REFERENCE.md 2)
-    radar_channels: int = len(RADAR_CHANNELS)  # --radar_input_channels 4 (REFERENCE.md 3.1)
+    max_depth: float = PAPER.depth.max_depth  # --max_depth 100 (docs/reference.md 3.1)
+    min_depth: float = PAPER.depth.min_depth_eval  # output floor, min_depth_eval (docs/reference.md 2)
+    radar_channels: int = len(RADAR_CHANNELS)  # --radar_input_channels 4 (docs/reference.md 3.1)
     # Local torchvision-format state_dicts: ResNet-34 for the image encoder, ResNet-18 for both
     # radar encoders (CaFNet initialises all three from ImageNet). The two architectures differ,
     # so pretrained_backbone alone initialises only the image encoder.
     pretrained_backbone: Optional[str] = None
     pretrained_radar_backbone: Optional[str] = None
-    image_backbone_depth: int = 34            # --encoder resnet34_bts (REFERENCE.md 3.1)
-    radar_backbone_depth: int = 18            # --encoder_radar resnet18 (REFERENCE.md 3.1)
-    confidence_threshold: float = 0.4         # stage-2 input 1{conf > 0.4} * coarse (REFERENCE.md 3.1)
-    bts_size: int = 512                       # --bts_size 512 (REFERENCE.md 3.1)
-    daspp_rates: tuple = (3, 6, 12, 18, 24)   # dense ASPP rates at 1/8 (REFERENCE.md 3.1)
-    sparse_kernels: tuple = (7, 5, 3, 3)      # stage-1 sparse convs (REFERENCE.md 3.1)
+    image_backbone_depth: int = 34            # --encoder resnet34_bts (docs/reference.md 3.1)
+    radar_backbone_depth: int = 18            # --encoder_radar resnet18 (docs/reference.md 3.1)
+    confidence_threshold: float = 0.4         # stage-2 input 1{conf > 0.4} * coarse (docs/reference.md 3.1)
+    bts_size: int = 512                       # --bts_size 512 (docs/reference.md 3.1)
+    daspp_rates: tuple = (3, 6, 12, 18, 24)   # dense ASPP rates at 1/8 (docs/reference.md 3.1)
+    sparse_kernels: tuple = (7, 5, 3, 3)      # stage-1 sparse convs (docs/reference.md 3.1)
     sparse_channels: tuple = (16, 16, 16, 3)
 
     def __post_init__(self):
@@ -298,8 +299,8 @@ class Stage2RadarEncoder(nn.Module):
         return self.encoder(self.stem(x))
 
 
+@register('cafnet', TeacherConfig)
 class CaFNet(nn.Module):
-    model_name = 'cafnet'
     # Parameters the authors' count includes that this model does not hold (see the module docstring).
     REFERENCE_UNCOUNTED_PARAMS = REFERENCE_UNUSED_FC_PARAMS
     PARTS = {'image_encoder': ('image_encoder',), 'radar_encoder_stage1': ('radar_encoder1',),
@@ -321,7 +322,6 @@ class CaFNet(nn.Module):
             self._load_pretrained()
 
     def _load_pretrained(self):
-        from .checkpoint import load_torchvision_backbone
         cfg = self.config
         if cfg.pretrained_backbone:
             load_torchvision_backbone(self.image_encoder, cfg.pretrained_backbone,

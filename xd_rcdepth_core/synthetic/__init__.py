@@ -6,35 +6,21 @@ does not reproduce, nuScenes.
     world.py      World: poses, camera renders, lidar and radar sweeps, annotated objects at any time
     sequence.py   generate_sequence / make_frame: camera keyframes as Frames with every GT map
     storage.py    the disk format (write_frame, read_sequence, SyntheticStore)
-    command.py    `xd-rcdepth synth`
-
-Names are imported lazily (PEP 562), so `import xd_rcdepth_core.synthetic.command` for the CLI's
-argument parser does not load the renderer.
+    scene.py, layout.py, objects.py, trajectory.py   what the world holds and where
+    render.py, shading.py, textures.py, materials.py, raster.py, raycast.py   the camera
+    lidar.py, radar_sim.py   the range sensors
 """
-from importlib import import_module
+from .layout import LayoutSettings, make_scene
+from .lidar import LidarSpec, LidarSweep
+from .radar_sim import CLUTTER, GHOST, TARGET, RadarSpec, RadarSweep
+from .render import CameraRender
+from .scene import BoxSet, ObjectState, Scene, SceneObject
+from .sequence import GroundTruthSettings, frame_name, generate_sequence, make_frame, scene_name, scene_seed
+from .storage import SyntheticStore, read_frame, read_meta, read_sequence, write_frame, write_meta
+from .world import CAMERA, LIDAR, RADAR, World, WorldSettings
 
-_EXPORTS = {
-    'World': 'world', 'WorldSettings': 'world', 'CAMERA': 'world', 'LIDAR': 'world', 'RADAR': 'world',
-    'generate_sequence': 'sequence', 'make_frame': 'sequence', 'GroundTruthSettings': 'sequence',
-    'frame_name': 'sequence', 'scene_name': 'sequence', 'scene_seed': 'sequence',
-    'SyntheticStore': 'storage', 'read_sequence': 'storage', 'read_frame': 'storage', 'read_meta': 'storage',
-    'write_frame': 'storage', 'write_meta': 'storage',
-    'CameraRender': 'render', 'LidarSweep': 'lidar', 'LidarSpec': 'lidar',
-    'RadarSweep': 'radar_sim', 'RadarSpec': 'radar_sim', 'TARGET': 'radar_sim', 'GHOST': 'radar_sim',
-    'CLUTTER': 'radar_sim',
-    'Scene': 'scene', 'SceneObject': 'scene', 'ObjectState': 'scene', 'BoxSet': 'scene',
-    'LayoutSettings': 'layout', 'make_scene': 'layout',
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-    value = getattr(import_module(f'.{_EXPORTS[name]}', __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__all__ = ['World', 'WorldSettings', 'CAMERA', 'LIDAR', 'RADAR', 'generate_sequence', 'make_frame',
+           'GroundTruthSettings', 'frame_name', 'scene_name', 'scene_seed', 'SyntheticStore', 'read_sequence',
+           'read_frame', 'read_meta', 'write_frame', 'write_meta', 'CameraRender', 'LidarSweep', 'LidarSpec',
+           'RadarSweep', 'RadarSpec', 'TARGET', 'GHOST', 'CLUTTER', 'Scene', 'SceneObject', 'ObjectState', 'BoxSet',
+           'LayoutSettings', 'make_scene']

@@ -1,6 +1,6 @@
 """Camera keyframes of the synthetic world as Frames, with radar, lidar and every ground truth.
 
-Ground truth follows the references (REFERENCE.md Part A 1.4) with what a simulator knows exactly:
+Ground truth follows the references (docs/reference.md Part A 1.4) with what a simulator knows exactly:
 - depth_sparse: the lidar sweep nearest the camera time, projected (depth > 1 m, nearest wins).
 - depth_accumulated: that sweep and +-N neighbours moved into the camera through the world poses,
   with returns from moving objects removed in the neighbour sweeps (they would smear; the

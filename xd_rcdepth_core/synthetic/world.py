@@ -15,8 +15,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..config import (NUSCENES_CAM_FRONT, NUSCENES_LIDAR_TOP_ROTATION, NUSCENES_LIDAR_TOP_TRANSLATION,
-                      NUSCENES_RADAR_FRONT_ROTATION, NUSCENES_RADAR_FRONT_TRANSLATION, CameraModel)
+from ..config import (
+    NUSCENES_CAM_FRONT,
+    NUSCENES_LIDAR_TOP_ROTATION,
+    NUSCENES_LIDAR_TOP_TRANSLATION,
+    NUSCENES_RADAR_FRONT_ROTATION,
+    NUSCENES_RADAR_FRONT_TRANSLATION,
+    CameraModel,
+)
 from ..geometry import transform_from_pose
 from .layout import LayoutSettings, make_scene
 from .lidar import LidarSpec, LidarSweep, lidar_sweep

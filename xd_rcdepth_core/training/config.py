@@ -15,6 +15,7 @@ from typing import Optional
 import yaml
 
 from ..config import PAPER
+from ..metrics import METRIC_NAMES
 
 RECIPES = ('teacher', 'student', 'distill')
 KD_MODES = ('none', 'xkd', 'd2kd', 'both')
@@ -26,7 +27,7 @@ class ModelSection:
     name: str = 'xd_rcdepth'
     config: dict = field(default_factory=dict)   # keyword config of build_model(name, ...)
     # Checkpoint whose weights initialise the model (fresh optimizer, step 0): how CaFNet_single
-    # was made from the CaFNet checkpoint (REFERENCE.md 4.2).
+    # was made from the CaFNet checkpoint (docs/reference.md 4.2).
     init: Optional[str] = None
 
 
@@ -34,25 +35,25 @@ class ModelSection:
 class DataSection:
     cache: Optional[str] = None                  # a prepared cache folder (`xd-rcdepth prepare`)
     train_split: str = 'train'
-    # Model selection on val (the brief); LiRCDepth selected on test (REFERENCE.md 1.1), we do not.
+    # Model selection on val (ours: test is only reported); LiRCDepth selected on test (docs/reference.md 1.1).
     # null = no validation (and no best.pt).
     val_split: Optional[str] = 'val'
-    crop: tuple = (352, 704)                     # --input_height 352 --input_width 704 (REFERENCE.md 1.2)
-    batch_size: int = 8                          # per process; paper: batch 8 on one L40 (PAPER.md Setup)
+    crop: tuple = (352, 704)                     # --input_height 352 --input_width 704 (docs/reference.md 1.2)
+    batch_size: int = 8                          # per process; paper: batch 8 on one L40 (docs/paper.md Setup)
     workers: int = 4
     val_limit: Optional[int] = None              # evaluate at most this many val frames (None = all)
-    flip_negates_lateral_velocity: bool = False  # references: vy not negated on flip (REFERENCE.md 1.7)
-    color_jitter_p: float = 0.5                  # photometric jitter probability (REFERENCE.md 1.7)
+    flip_negates_lateral_velocity: bool = False  # references: vy not negated on flip (docs/reference.md 1.7)
+    color_jitter_p: float = 0.5                  # photometric jitter probability (docs/reference.md 1.7)
 
 
 @dataclass
 class OptimSection:
-    lr: float = 1e-4                  # CaFNet --learning_rate 1e-4; LiRCDepth student 5e-5 (REFERENCE.md 4.1/4.3)
-    eps: float = 1e-2                 # AdamW --adam_eps 1e-2 (REFERENCE.md 4.1)
-    weight_decay: float = 1e-4        # encoders (and CaFNet's radar decoder) (REFERENCE.md 4.1)
-    decoder_weight_decay: float = 0.0  # the `decoder` module: no weight decay (REFERENCE.md 4.1/4.3)
-    end_lr_ratio: float = 0.1         # poly decay to lr_end = 0.1 lr (REFERENCE.md 4.1)
-    power: float = 0.9                # (1 - step/total)^0.9 (REFERENCE.md 4.1)
+    lr: float = 1e-4                  # CaFNet --learning_rate 1e-4; LiRCDepth student 5e-5 (docs/reference.md 4.1/4.3)
+    eps: float = 1e-2                 # AdamW --adam_eps 1e-2 (docs/reference.md 4.1)
+    weight_decay: float = 1e-4        # encoders (and CaFNet's radar decoder) (docs/reference.md 4.1)
+    decoder_weight_decay: float = 0.0  # the `decoder` module: no weight decay (docs/reference.md 4.1/4.3)
+    end_lr_ratio: float = 0.1         # poly decay to lr_end = 0.1 lr (docs/reference.md 4.1)
+    power: float = 0.9                # (1 - step/total)^0.9 (docs/reference.md 4.1)
     # Ours: the references do not clip. A guard against the spikes second-order X-KD gradients can
     # give early on. Fresh students start with gradient norms in the hundreds (depth term ~450 at
     # init_depth 12, batch 4), so it acts on every early step of every variant: with Adam that
@@ -65,28 +66,28 @@ class OptimSection:
 
 @dataclass
 class LossSection:
-    min_depth: float = PAPER.depth.min_depth_train   # train mask GT > 0.01 m (REFERENCE.md 4.1)
-    w_depth: float = 1.0              # L1(final, GT_interp) (REFERENCE.md 4.1)
-    w_single: float = 0.0             # L1(final, single-sweep GT): 1.0 for CaFNet_single (REFERENCE.md 4.2)
-    w_smooth: float = 0.001           # edge-aware smoothness (REFERENCE.md 4.1, 4.3)
-    w_confidence: float = 1.0         # teacher: BCE(confidence, radar_gt) (REFERENCE.md 4.1)
-    w_coarse: float = 0.5             # teacher: L1(coarse, GT_interp) (REFERENCE.md 4.1)
-    confidence_threshold: float = 0.4  # |GT_interp - d| < 0.4 m (--max_dist_correspondence, REFERENCE.md 1.5)
-    confidence_window: tuple = (50, 150)  # +-rows, +-cols around a radar point (--patch_size, REFERENCE.md 1.5)
+    min_depth: float = PAPER.depth.min_depth_train   # train mask GT > 0.01 m (docs/reference.md 4.1)
+    w_depth: float = 1.0              # L1(final, GT_interp) (docs/reference.md 4.1)
+    w_single: float = 0.0             # L1(final, single-sweep GT): 1.0 for CaFNet_single (docs/reference.md 4.2)
+    w_smooth: float = 0.001           # edge-aware smoothness (docs/reference.md 4.1, 4.3)
+    w_confidence: float = 1.0         # teacher: BCE(confidence, radar_gt) (docs/reference.md 4.1)
+    w_coarse: float = 0.5             # teacher: L1(coarse, GT_interp) (docs/reference.md 4.1)
+    confidence_threshold: float = 0.4  # |GT_interp - d| < 0.4 m (--max_dist_correspondence, docs/reference.md 1.5)
+    confidence_window: tuple = (50, 150)  # +-rows, +-cols around a radar point (--patch_size, docs/reference.md 1.5)
 
 
 @dataclass
 class DistillSection:
     teacher: Optional[str] = None     # checkpoint of the frozen teacher (a CaFNet)
-    kd: str = 'both'                  # none | xkd | d2kd | both (PAPER.md ablation)
-    lambda_depth: float = 1.0         # lambda1 (PAPER.md Total loss)
-    lambda_xkd: float = 0.5           # lambda2 (PAPER.md Total loss)
-    lambda_d2kd: float = 0.5          # lambda3 (PAPER.md Total loss)
-    xkd_layers: tuple = ('image', 'radar', 'decoder')   # the 1/16-scale taps (PAPER.md Distillation 1)
+    kd: str = 'both'                  # none | xkd | d2kd | both (docs/paper.md ablation)
+    lambda_depth: float = 1.0         # lambda1 (docs/paper.md Total loss)
+    lambda_xkd: float = 0.5           # lambda2 (docs/paper.md Total loss)
+    lambda_d2kd: float = 0.5          # lambda3 (docs/paper.md Total loss)
+    xkd_layers: tuple = ('image', 'radar', 'decoder')   # the 1/16-scale taps (docs/paper.md Distillation 1)
     # Grad-CAM target phi: 'mean' = image-level mean predicted depth (the paper's example);
-    # 'valid_mean' = mean over valid-GT pixels (REFERENCE.md 7). Open question 2: not given.
+    # 'valid_mean' = mean over valid-GT pixels (docs/reference.md 7). Open question 2: not given.
     xkd_target: str = 'mean'
-    # D2-KD bins, range, temperature are not given (PAPER.md, REFERENCE.md 9 q3): our choice,
+    # D2-KD bins, range, temperature are not given (docs/paper.md, docs/reference.md 9 q3): our choice,
     # measured in benchmarks/distillation.py. Range = the network's output range so every prediction
     # falls inside it; 1 m bins; tau = 1 m makes the KL behave like a Huber loss of width ~1 m.
     d2kd_bins: int = 100
@@ -110,7 +111,7 @@ class TrainConfig:
     deterministic: bool = True        # torch deterministic algorithms (warn only), cuDNN deterministic
     device: str = 'auto'              # auto | cpu | cuda | cuda:N (under torchrun: cuda:LOCAL_RANK)
     amp: bool = True                  # fp16 autocast + GradScaler, CUDA only
-    epochs: int = 200                 # --num_epochs 200 (REFERENCE.md 4.1, 4.3)
+    epochs: int = 200                 # --num_epochs 200 (docs/reference.md 4.1, 4.3)
     max_steps: Optional[int] = None   # total optimizer steps; overrides epochs (and sets the LR schedule)
     log_every: int = 50
     image_every: int = 1000
@@ -159,7 +160,6 @@ class TrainConfig:
             raise ValueError(f'early_stop_min_delta must be >= 0, got {self.early_stop_min_delta}')
         if self.val_every is not None and self.val_every < 1:
             raise ValueError(f'val_every must be at least 1 (or null = once per epoch), got {self.val_every}')
-        from ..metrics import METRIC_NAMES
         if self.select_metric not in METRIC_NAMES:
             raise ValueError(f'select_metric must be one of {", ".join(METRIC_NAMES)}, got {self.select_metric!r}')
         if not 0 <= self.data.color_jitter_p <= 1:

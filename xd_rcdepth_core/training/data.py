@@ -12,6 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from ..data.cache import CacheIndex
+from ..data.dataset import AugmentConfig, RadarDepthDataset
+
 
 def draw_seed(seed: int, epoch: int, rank: int, position: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, rank, position]).generate_state(1, np.uint64)[0]) >> 1
@@ -68,8 +71,6 @@ def make_loader(dataset: Dataset, sampler: ResumableSampler, workers: int, pin_m
 
 def cache_datasets(config):
     """The training Dataset and a function giving the val Frames of a prepared cache."""
-    from ..data.cache import CacheIndex
-    from ..data.dataset import AugmentConfig, RadarDepthDataset
     d = config.data
     if not d.cache:
         raise ValueError('no training data: set data.cache=PATH (a cache made by `xd-rcdepth prepare`)')

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..pipeline import resolve_device
+
 
 @dataclass
 class DistContext:
@@ -84,7 +86,6 @@ def parameter_digest(module: torch.nn.Module) -> str:
 
 def device_for(config_device: str, ctx_env_world: int | None = None) -> torch.device:
     """The device of this process: cuda:LOCAL_RANK under torchrun with GPUs, else the configured one."""
-    from ..pipeline import resolve_device
     world = int(os.environ.get('WORLD_SIZE', '1')) if ctx_env_world is None else ctx_env_world
     device = resolve_device(config_device)
     if world > 1 and device.type == 'cuda':

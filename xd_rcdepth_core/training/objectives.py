@@ -1,10 +1,10 @@
 """The loss of each recipe, as named terms.
 
-teacher  CaFNet (REFERENCE.md 4.1/4.2): w_depth L1(depth, GT_interp) [+ w_single L1(depth, GT_single)]
+teacher  CaFNet (docs/reference.md 4.1/4.2): w_depth L1(depth, GT_interp) [+ w_single L1(depth, GT_single)]
          + w_confidence BCE(confidence, radar target) + w_coarse L1(coarse, GT_interp) + w_smooth smooth.
 student  L_depth = w_depth L1(depth, GT_interp) + w_single L1(depth, GT_single) + w_smooth smooth
-         (depth supervision on valid GT; PAPER.md Total loss).
-distill  lambda1 L_depth + lambda2 L_XKD + lambda3 L_D2KD with a frozen teacher (PAPER.md); either KD
+         (depth supervision on valid GT; docs/paper.md Total loss).
+distill  lambda1 L_depth + lambda2 L_XKD + lambda3 L_D2KD with a frozen teacher (docs/paper.md); either KD
          term can be switched off (distill.kd = none | xkd | d2kd | both).
 
 Each objective returns (total loss, {term: detached tensor}); terms are the weighted contributions, so
@@ -16,8 +16,17 @@ import contextlib
 
 import torch
 
-from ..distill.losses import (bin_centres, confidence_bce, d2kd_loss, edge_aware_smoothness, masked_l1,
-                              student_saliency, teacher_saliency, valid_depth_mask, xkd_loss)
+from ..distill.losses import (
+    bin_centres,
+    confidence_bce,
+    d2kd_loss,
+    edge_aware_smoothness,
+    masked_l1,
+    student_saliency,
+    teacher_saliency,
+    valid_depth_mask,
+    xkd_loss,
+)
 from .config import TrainConfig
 from .targets import confidence_target
 

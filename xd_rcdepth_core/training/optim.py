@@ -1,8 +1,8 @@
 """AdamW with the references' parameter groups and polynomial learning-rate decay.
 
 - Weight decay on every parameter except those of the top-level `decoder` module (CaFNet: the BTS
-  decoder; the student and LiRCDepth: their decoders), REFERENCE.md 4.1 / 4.3.
-- lr(step) = (lr0 - lr_end) (1 - step / total)^0.9 + lr_end, lr_end = 0.1 lr0 (REFERENCE.md 4.1).
+  decoder; the student and LiRCDepth: their decoders), docs/reference.md 4.1 / 4.3.
+- lr(step) = (lr0 - lr_end) (1 - step / total)^0.9 + lr_end, lr_end = 0.1 lr0 (docs/reference.md 4.1).
   The schedule is a pure function of the step, so a resumed run has the same LR at the same step.
 """
 from __future__ import annotations

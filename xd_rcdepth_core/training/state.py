@@ -2,8 +2,8 @@
 
 Extra keys (all tensors and plain containers, so ``torch.load(weights_only=True)`` reads them and a
 malicious pickle in a checkpoint never executes): optimizer, scaler, scheduler, step, rng (CPU and
-CUDA generator states), best (the best val value so far), plateau (early stopping), train (recipe and the resolved config),
-val (the last val metrics). Files are written atomically by save_checkpoint.
+CUDA generator states), best (the best val value so far), plateau (early stopping), train (recipe and
+the resolved config), val (the last val metrics). Files are written atomically by save_checkpoint.
 """
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def check_resumable(ckpt: dict, config: dict, path) -> list:
     """Raise when the checkpoint is of another recipe or model; return the other settings that differ."""
     saved = ckpt['train']['config']
     if ckpt['train']['recipe'] != config['recipe']:
-        raise ValueError(f'{path} is a {ckpt["train"]["recipe"]!r} run; cannot resume it as recipe {config["recipe"]!r}')
+        raise ValueError(f'{path} is a {ckpt["train"]["recipe"]!r} run; cannot resume it as recipe '
+                         f'{config["recipe"]!r}')
     if ckpt['model_name'] != config['model']['name']:
         raise ValueError(f'{path} holds a {ckpt["model_name"]!r} model; this run trains {config["model"]["name"]!r}')
     changed = []

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..data.prepare import prepare
+from ..synthetic.sequence import generate_sequence, scene_name, scene_seed
+from ..synthetic.storage import read_meta, write_frame, write_meta
+
 
 def make_synthetic_cache(out, scenes: dict, frames: int, size=(96, 192), seed: int = 0,
                          accumulate: int = 2, log=print) -> Path:
     """Cache at out/cache from out/synthetic; `scenes` = {split: number of scenes}."""
-    from ..data.prepare import prepare
-    from ..synthetic.sequence import generate_sequence, scene_name, scene_seed
-    from ..synthetic.storage import read_meta, write_frame, write_meta
     out = Path(out)
     root, cache = out / 'synthetic', out / 'cache'
     if (cache / 'index.json').is_file():

@@ -1,4 +1,4 @@
-"""The CaFNet radar confidence target (REFERENCE.md Part A 1.5), the window rule.
+"""The CaFNet radar confidence target (docs/reference.md Part A 1.5), the window rule.
 
 For every radar point (depth d at pixel (v, u)): the region is a window of +-50 rows and +-150 columns
 around it (clipped to the image). Inside the region the label is 1 where |GT_interp - d| < 0.4 m,

@@ -22,9 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..metrics import HIGHER_IS_BETTER
-from ..metrics import range_key
+from ..data.cache import CacheIndex, read_sample
+from ..data.dataset import AugmentConfig, RadarDepthDataset
+from ..distill.teacher_targets import TeacherTargets
+from ..evaluate import EvalOptions, evaluate
+from ..metrics import HIGHER_IS_BETTER, range_key
 from ..models import build_model, load_model, read_checkpoint
+from ..pipeline import DepthEstimator
 from .config import TEACHER_MODELS, TrainConfig, dump_yaml, to_dict
 from .data import ResumableSampler, cache_datasets, make_loader
 from .distributed import DistContext, device_for
@@ -132,9 +136,6 @@ class Trainer:
 
     def _teacher_targets(self):
         """The teacher's cached outputs (distill.teacher_targets), or None to run it every step."""
-        from ..data.cache import CacheIndex, read_sample
-        from ..data.dataset import AugmentConfig, RadarDepthDataset
-        from ..distill.teacher_targets import TeacherTargets
         cfg = self.config
         if not cfg.distill.teacher_targets:
             return None
@@ -256,8 +257,6 @@ class Trainer:
         """Val metrics through DepthEstimator; saves best.pt when select_metric improves."""
         if self.val_frames is None:
             return None
-        from ..evaluate import EvalOptions, evaluate
-        from ..pipeline import DepthEstimator
         cfg = self.config
         self.dist.broadcast_buffers(self.model)
         estimator = DepthEstimator(self.model, device=str(self.device), precision='fp16' if self.amp else 'fp32')

@@ -1,5 +1,4 @@
-"""`xd-rcdepth` subcommands of the ROS layer (to-bag, replay, replay-eval), registered in xd_rcdepth_core.cli.
-
-Each module exposes add_arguments(parser) and run(args) -> int and imports nothing heavy at its top
-level (no rclpy, rosbags or torch), so `xd-rcdepth --help` stays fast.
+"""The ROS layer's `xd-rcdepth` subcommands, one module each with ``add_arguments(parser)`` and
+``run(args) -> int`` (registered in ``xd_rcdepth_ros.cli.ROS_COMMANDS``): to-bag, replay,
+replay-eval, demo.
 """

@@ -11,6 +11,12 @@ from __future__ import annotations
 
 import argparse
 
+from xd_rcdepth_core.errors import UserError
+
+from ..bagfile.reader import check_bag_path
+from ..playback.player import BagPlayer
+from ..playback.session import RosSession
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('bag', help='rosbag2 folder (mcap or sqlite3)')
@@ -26,14 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from xd_rcdepth_core.cli import UserError
     if not args.rate > 0 or args.start_delay < 0 or not args.clock_rate > 0:
         raise UserError('--rate and --clock-rate must be > 0 and --start-delay >= 0')
     import time
 
-    from ..bag.reader import check_bag_path
-    from ..bag.replay import BagPlayer
-    from ..bag.session import RosSession
     check_bag_path(args.bag)
     session = RosSession('xd_rcdepth_replay')
     print(session.profile_note)

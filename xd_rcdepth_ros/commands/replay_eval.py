@@ -15,6 +15,11 @@ import argparse
 import re
 from pathlib import Path
 
+from xd_rcdepth_core.errors import UserError
+
+from ..replay_eval.run import EvalOptions
+from ..replay_eval.run import run as evaluate
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('bag', help='rosbag2 folder (mcap or sqlite3), e.g. one written by `xd-rcdepth to-bag`')
@@ -72,7 +77,6 @@ def _input_size(text):
 
 
 def _check(args) -> None:
-    from xd_rcdepth_core.cli import UserError
     if not Path(args.checkpoint).is_file():
         raise UserError(f'--checkpoint {args.checkpoint} does not exist')
     for name in ('sync_tolerance', 'lidar_tolerance', 'rate', 'node_timeout', 'output_timeout', 'max_depth'):
@@ -88,7 +92,6 @@ def _check(args) -> None:
 
 def run(args) -> int:
     _check(args)
-    from ..bag.evaluate import EvalOptions, run as evaluate
     opts = EvalOptions(
         bag=args.bag, checkpoint=args.checkpoint, out=args.out, live=args.live, figures=args.figures,
         camera_topic=args.camera_topic, camera_info_topic=args.camera_info_topic, radar_topic=args.radar_topic,

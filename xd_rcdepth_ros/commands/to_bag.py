@@ -5,7 +5,7 @@
                       [--radars RADAR_FRONT,...] [--overwrite] [--quiet]
 
 With --scene, BAG is the bag folder; with --all, BAG is a folder that gets one bag per scene
-(BAG/<scene>). Topics, frame ids and the extrinsics sidecar are described in xd_rcdepth_ros/bag/schema.py.
+(BAG/<scene>). Topics, frame ids and the extrinsics sidecar are described in xd_rcdepth_ros/bagfile/schema.py.
 
 Every sensor is written at its own native times, as a vehicle records it: nuScenes through the devkit
 (every sample_data record of the scene, keyframes and sweeps, whose file is on disk); synthetic data
@@ -20,9 +20,11 @@ import argparse
 import shutil
 from pathlib import Path
 
-from xd_rcdepth_core.cli import UserError
+from xd_rcdepth_core.errors import UserError
 
-from ..bag.schema import STORAGE_CHOICES
+from ..bagfile.schema import STORAGE_CHOICES
+from ..dataset_to_bag import nuscenes, synthetic
+from ..dataset_to_bag.scene import write_scene
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,21 +74,19 @@ def _prepare_out(path: Path, overwrite: bool) -> None:
 def _sources(args):
     """(scene names, factory scene -> SceneSource)."""
     if args.dataset == 'synthetic':
-        from ..bag.synthetic_source import SyntheticSceneSource, scene_names
         try:
-            names = scene_names(args.root)
+            names = synthetic.scene_names(args.root)
         except (FileNotFoundError, ValueError) as exc:
             raise UserError(str(exc)) from None
-        return names, lambda scene: SyntheticSceneSource(args.root, scene)
-    from ..bag.nuscenes_source import NuScenesSceneSource, open_dataset, scene_names
-    nusc = open_dataset(args.root, args.version)
+        return names, lambda scene: synthetic.SyntheticSceneSource(args.root, scene)
+    nusc = nuscenes.open_dataset(args.root, args.version)
     radars = None if args.radars is None else tuple(r.strip() for r in args.radars.split(',') if r.strip())
-    return scene_names(nusc), lambda scene: NuScenesSceneSource(nusc, scene, camera=args.camera, radars=radars)
+    return nuscenes.scene_names(nusc), lambda scene: nuscenes.NuScenesSceneSource(nusc, scene, camera=args.camera,
+                                                                                 radars=radars)
 
 
 def run(args) -> int:
     _check(args)
-    from ..bag.to_bag import write_scene
     names, make = _sources(args)
     if args.all:
         if not names:

@@ -1,0 +1,149 @@
+"""The shape of the code: no import cycles among the project's modules, the core never imports the
+ROS layer, project modules are imported at the top of a file (a header says what a module depends
+on), and the linter passes.
+
+The import graph is read from the source (ast), every import counted, also those inside functions:
+a cycle that only works because one side imports late is still a cycle.
+"""
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ('xd_rcdepth_core', 'xd_rcdepth_ros')
+
+
+def _modules() -> dict:
+    """{dotted module name: (path, is_package)} of both packages."""
+    out = {}
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob('*.py'):
+            parts = list(path.relative_to(ROOT).with_suffix('').parts)
+            is_pkg = parts[-1] == '__init__'
+            out['.'.join(parts[:-1] if is_pkg else parts)] = (path, is_pkg)
+    return out
+
+
+def _imports(name: str, path: Path, is_pkg: bool, modules: dict):
+    """(target module, line, inside a function) of every import of a project module in one file."""
+    here = name.split('.') if is_pkg else name.split('.')[:-1]
+
+    def visit(node, in_function):
+        for child in ast.iter_child_nodes(node):
+            nested = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            targets = []
+            if isinstance(child, ast.Import):
+                targets = [a.name for a in child.names]
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ''
+                if child.level:
+                    up = here[:len(here) - (child.level - 1)]
+                    base = '.'.join(up + ([child.module] if child.module else []))
+                # `from pkg import sub` imports the submodule; `from pkg import name` the package
+                targets = [f'{base}.{a.name}' if f'{base}.{a.name}' in modules else base for a in child.names]
+            for target in targets:
+                if target in modules:
+                    yield target, child.lineno, in_function
+            yield from visit(child, nested)
+    yield from visit(ast.parse(path.read_text()), False)
+
+
+@pytest.fixture(scope='module')
+def graph():
+    modules = _modules()
+    return modules, {name: list(_imports(name, *modules[name], modules)) for name in modules}
+
+
+def _cycles(edges: dict) -> list:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index, low, on_stack, stack, out, counter = {}, {}, set(), [], [], [0]
+    for root in edges:
+        if root in index:
+            continue
+        work = [(root, iter(edges[root]))]
+        index[root] = low[root] = counter[0]
+        counter[0] += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter[0]
+                    counter[0] += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(edges[child])))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    out.append(sorted(component))
+    return out
+
+
+def test_no_import_cycle_among_the_projects_modules(graph):
+    modules, imports = graph
+    edges = {name: sorted({target for target, _, _ in found if target != name}) for name, found in imports.items()}
+    cycles = _cycles(edges)
+    assert not cycles, 'import cycles (each a set of modules importing one another): ' + '; '.join(
+        ' <-> '.join(c) for c in cycles)
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert _cycles({'a': ['b'], 'b': ['c'], 'c': ['a'], 'd': ['a']}) == [['a', 'b', 'c']]
+    assert _cycles({'a': ['b'], 'b': []}) == []
+
+
+def test_core_never_imports_the_ros_layer(graph):
+    _, imports = graph
+    bad = [f'{name}:{line} imports {target}' for name, found in imports.items() if name.startswith('xd_rcdepth_core')
+           for target, line, _ in found if target.startswith('xd_rcdepth_ros')]
+    assert not bad, 'the core must not depend on the ROS layer: ' + '; '.join(bad)
+    # nor on ROS itself, at any depth (also inside functions)
+    for name, (path, _) in _modules().items():
+        if not name.startswith('xd_rcdepth_core'):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            roots = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ''] if isinstance(node, ast.ImportFrom) and not node.level else []
+            for r in roots:
+                top = r.split('.')[0]
+                assert top != 'rclpy' and not top.endswith('_msgs') and top != 'rosbags', f'{path}: imports {r}'
+
+
+def test_project_modules_are_imported_at_the_top_of_a_file(graph):
+    """In-function imports are kept for optional or heavy third-party packages only (onnxruntime, rclpy,
+    the devkit, ...): a module's header lists the project modules it depends on."""
+    _, imports = graph
+    late = [f'{name}:{line} imports {target}' for name, found in imports.items()
+            for target, line, in_function in found if in_function]
+    assert not late, 'import these at the top of the file: ' + '; '.join(late)
+
+
+def test_linter_passes():
+    ruff = Path(sys.executable).parent / 'ruff'
+    ruff = ruff if ruff.exists() else shutil.which('ruff')
+    if ruff is None:
+        pytest.fail('ruff is missing: it is a test requirement (requirements.txt); run make test once')
+    out = subprocess.run([str(ruff), 'check', '--no-cache', '.'], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, 'ruff check (config in ruff.toml) found:\n' + out.stdout[-6000:] + out.stderr[-2000:]

@@ -1,0 +1,79 @@
+"""A Frame -> the network's inputs, and the network's output -> depth at the image's pixels.
+
+Optional resize of the image to the network input size (K scaled with it, radar projected with the
+scaled K so no radar point is lost to resampling), radar encoding (depth, RCS, vx, vy image;
+nearest wins), ImageNet normalisation; afterwards the depth resized back to the image and values
+outside (0, max_depth] marked NaN (REP 118: NaN = no valid measurement).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from .config import IMAGENET_MEAN, IMAGENET_STD
+from .geometry import scale_intrinsics
+from .radar import RadarEncodingConfig, encode_radar, radar_features
+
+
+def resize_frame_inputs(frame, input_size):
+    """(image, K, h, w) at the network input size; K scaled with the image."""
+    H, W = frame.height, frame.width
+    h, w = input_size or (H, W)
+    image, K = frame.image, frame.K
+    if (h, w) != (H, W):
+        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if h < H else cv2.INTER_LINEAR)
+        K = scale_intrinsics(K, w / W, h / H)
+    return image, K, h, w
+
+
+def radar_image(frame, K, h, w, radar_config: RadarEncodingConfig = RadarEncodingConfig()):
+    """(h x w x C float32 radar image, stats): projection and encoding of the frame's radar."""
+    feats, missing = radar_features(frame.radar, frame.radar_fields, radar_config.feature_columns)
+    image, stats = encode_radar(frame.radar_in_camera(), feats, K, h, w, radar_config)
+    stats.missing_features = missing
+    return image, stats
+
+
+def normalise_image(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """1 x 3 x h x w ImageNet-normalised float32 of an h x w x 3 uint8 RGB image.
+
+    One multiply-add (x * 1/(255 std) - mean/std) instead of three passes, and the HWC -> CHW
+    permute is a view, so the tensor is channels_last-strided: what the CPU fast path wants.
+    """
+    img = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None]
+    scale, offset = _normalisation(device)
+    return torch.addcmul(offset, img.float(), scale)
+
+
+_NORMALISATION = {}
+
+
+def _normalisation(device: torch.device):
+    if device not in _NORMALISATION:
+        mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float64)
+        std = torch.tensor(IMAGENET_STD, dtype=torch.float64)
+        _NORMALISATION[device] = ((1.0 / (255.0 * std)).float().view(1, 3, 1, 1).to(device),
+                                  (-mean / std).float().view(1, 3, 1, 1).to(device))
+    return _NORMALISATION[device]
+
+
+def prepare_inputs(frame, input_size, device: torch.device, radar_config=RadarEncodingConfig()):
+    """Network inputs of a Frame: (image 1x3xhxw normalised, radar 1xCxhxw, radar stats)."""
+    image, K, h, w = resize_frame_inputs(frame, input_size)
+    radar, stats = radar_image(frame, K, h, w, radar_config)
+    radar_t = torch.from_numpy(radar).to(device).permute(2, 0, 1)[None]
+    return normalise_image(image, device), radar_t, stats
+
+
+def finish_depth(depth_t: torch.Tensor, height: int, width: int, max_depth: float) -> np.ndarray:
+    """H x W float32 metres at the image size, NaN where not in (0, max_depth]."""
+    depth = depth_t[0, 0].float().cpu().numpy()
+    if depth.shape != (height, width):
+        depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
+    depth = depth.astype(np.float32, copy=False)
+    # One comparison chain; NaN fails it and so stays NaN.
+    with np.errstate(invalid='ignore'):
+        valid = (depth > 0) & (depth <= max_depth)
+    depth[~valid] = np.nan
+    return depth
