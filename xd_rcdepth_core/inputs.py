@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .config import IMAGENET_MEAN, IMAGENET_STD
+from .conventions import InputConventions
 from .geometry import scale_intrinsics
 from .radar import RadarEncodingConfig, encode_radar, radar_features
 
@@ -35,35 +36,51 @@ def radar_image(frame, K, h, w, radar_config: RadarEncodingConfig = RadarEncodin
     return image, stats
 
 
-def normalise_image(image: np.ndarray, device: torch.device) -> torch.Tensor:
-    """1 x 3 x h x w ImageNet-normalised float32 of an h x w x 3 uint8 RGB image.
+def normalise_image(image: np.ndarray, device: torch.device, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """1 x 3 x h x w normalised float32 ((rgb / 255 - mean) / std; ImageNet's by default) of an
+    h x w x 3 uint8 RGB image.
 
     One multiply-add (x * 1/(255 std) - mean/std) instead of three passes, and the HWC -> CHW
     permute is a view, so the tensor is channels_last-strided: what the CPU fast path wants.
     """
     img = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None]
-    scale, offset = _normalisation(device)
+    scale, offset = _normalisation(device, tuple(mean), tuple(std))
     return torch.addcmul(offset, img.float(), scale)
 
 
 _NORMALISATION = {}
 
 
-def _normalisation(device: torch.device):
-    if device not in _NORMALISATION:
-        mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float64)
-        std = torch.tensor(IMAGENET_STD, dtype=torch.float64)
-        _NORMALISATION[device] = ((1.0 / (255.0 * std)).float().view(1, 3, 1, 1).to(device),
-                                  (-mean / std).float().view(1, 3, 1, 1).to(device))
-    return _NORMALISATION[device]
+def _normalisation(device: torch.device, mean: tuple, std: tuple):
+    key = (device, mean, std)
+    if key not in _NORMALISATION:
+        m = torch.tensor(mean, dtype=torch.float64)
+        s = torch.tensor(std, dtype=torch.float64)
+        _NORMALISATION[key] = ((1.0 / (255.0 * s)).float().view(1, 3, 1, 1).to(device),
+                               (-m / s).float().view(1, 3, 1, 1).to(device))
+    return _NORMALISATION[key]
 
 
-def prepare_inputs(frame, input_size, device: torch.device, radar_config=RadarEncodingConfig()):
-    """Network inputs of a Frame: (image 1x3xhxw normalised, radar 1xCxhxw, radar stats)."""
-    image, K, h, w = resize_frame_inputs(frame, input_size)
+def network_size(frame, input_size=None, conventions: InputConventions | None = None) -> tuple:
+    """(height, width) the network runs a frame at: ``input_size`` when given; else the frame's size
+    scaled so its focal length becomes the training camera's (conventions.py); else the frame's size."""
+    if input_size is not None:
+        return tuple(input_size)
+    scale = conventions.scale_for(frame.K[0, 0]) if conventions is not None else 1.0
+    if scale == 1.0:
+        return frame.height, frame.width
+    return max(32, int(round(frame.height * scale))), max(32, int(round(frame.width * scale)))
+
+
+def prepare_inputs(frame, input_size, device: torch.device, radar_config=RadarEncodingConfig(),
+                   conventions: InputConventions | None = None):
+    """Network inputs of a Frame: (image 1x3xhxw normalised, radar 1xCxhxw, radar stats), at
+    ``network_size`` and normalised by ``conventions`` (default: ImageNet statistics)."""
+    image, K, h, w = resize_frame_inputs(frame, network_size(frame, input_size, conventions))
     radar, stats = radar_image(frame, K, h, w, radar_config)
     radar_t = torch.from_numpy(radar).to(device).permute(2, 0, 1)[None]
-    return normalise_image(image, device), radar_t, stats
+    c = conventions or InputConventions()
+    return normalise_image(image, device, c.image_mean, c.image_std), radar_t, stats
 
 
 def finish_depth(depth_t: torch.Tensor, height: int, width: int, max_depth: float) -> np.ndarray:

@@ -24,6 +24,7 @@ import torch
 
 from .backends import BACKENDS, TorchBackend, TorchOptions, onnxruntime_available
 from .backends.ort_backend import CUDA_PROVIDER, OnnxRuntimeBackend, available_providers
+from .conventions import InputConventions
 from .devices import check_precision, resolve_device
 from .distill.saliency import TAP_LAYERS, grad_cam, normalise_map, saliency_target
 from .export import ExportSpec, cached_export
@@ -68,7 +69,12 @@ class DepthEstimator:
     precision:     'fp32'; 'fp16' (CUDA only: autocast, or an fp16 ONNX export); 'bf16' (torch backend:
                    bf16 autocast, fast on CPUs with AVX512-BF16/AMX; ~1e-2 relative error).
     max_depth:     depths above this are reported as NaN (defaults to the model's own output range).
-    input_size:    (height, width) to run the network at, or None for the image's own size.
+    input_size:    (height, width) to run the network at; None (default): the image's size scaled so
+                   its focal length becomes the training camera's (``conventions``), which is what the
+                   network learned depth at, or the image's own size when that camera is unknown.
+    conventions:   conventions.InputConventions of the model: its training camera, image normalisation,
+                   radar channels (from_checkpoint reads them from the checkpoint; default: unknown
+                   camera, ImageNet normalisation, depth/RCS/vx/vy).
     backend:       'torch' (default) or 'onnxruntime'.
     onnx_path:     the ONNX file for backend onnxruntime; it must be an export of this model's weights
                    (its metadata's weights_sha256; saliency runs the torch model, so other weights would
@@ -85,7 +91,7 @@ class DepthEstimator:
                  max_depth: float | None = None, input_size: tuple | None = None,
                  radar_config: RadarEncodingConfig = RadarEncodingConfig(), backend: str = 'torch',
                  onnx_path=None, threads: int | None = None, torch_options: TorchOptions | None = None,
-                 cache_dir=None, checkpoint=None):
+                 cache_dir=None, checkpoint=None, conventions: InputConventions | None = None):
         self.device = _backend_device(resolve_device(device), device, backend)
         check_precision(self.device, precision)
         if backend not in BACKENDS:
@@ -107,6 +113,9 @@ class DepthEstimator:
         if threads:
             torch.set_num_threads(int(threads))
         self.input_size = input_size
+        self.conventions = conventions or InputConventions()
+        if radar_config == RadarEncodingConfig():   # the default: take the channels the model was trained with
+            radar_config = RadarEncodingConfig(feature_columns=self.conventions.feature_columns)
         self.radar_config = radar_config
         self.checkpoint = checkpoint
         # The torch backend always exists: it runs depth for backend torch and saliency for all.
@@ -116,8 +125,9 @@ class DepthEstimator:
 
     @classmethod
     def from_checkpoint(cls, path, **kwargs) -> 'DepthEstimator':
-        model, _ = load_model(path, map_location='cpu')
+        model, ckpt = load_model(path, map_location='cpu')
         kwargs.setdefault('checkpoint', str(path))
+        kwargs.setdefault('conventions', InputConventions.from_dict(ckpt.get('inputs')))
         return cls(model, **kwargs)
 
     def _onnxruntime(self, onnx_path, threads, cache_dir):
@@ -163,7 +173,7 @@ class DepthEstimator:
     # -- steps -------------------------------------------------------------------------------
     def prepare(self, frame):
         """Network inputs of a Frame: (image tensor 1x3xhxw normalised, radar tensor 1x4xhxw, stats)."""
-        return prepare_inputs(frame, self.input_size, self.device, self.radar_config)
+        return prepare_inputs(frame, self.input_size, self.device, self.radar_config, self.conventions)
 
     def _finish(self, depth_t: torch.Tensor, height: int, width: int) -> np.ndarray:
         return finish_depth(depth_t, height, width, self.max_depth)

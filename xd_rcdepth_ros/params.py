@@ -65,9 +65,11 @@ PARAMETERS = (
           read_only=True, range=(0, 256)),
     Param('max_depth', 100.0, 'Depths above this (metres) are published as NaN. Live.', range=(1.0, 1000.0),
           live=True),
-    Param('input_height', 0, f'Network input height (0 = image height, else at least {MIN_INPUT_SIZE}). '
-          'The image is resized, K scaled, the depth resized back.', read_only=True, range=(0, 4096)),
-    Param('input_width', 0, f'Network input width (0 = image width, else at least {MIN_INPUT_SIZE}).',
+    Param('input_height', 0, 'Network input height. 0 (default): the image is resized so its focal length '
+          "becomes the checkpoint's training camera's (depth is learned at that scale; checkpoints that do not "
+          f'record it run at the image size). Else at least {MIN_INPUT_SIZE}: that size, K scaled, depth resized back.',
+          read_only=True, range=(0, 4096)),
+    Param('input_width', 0, f'Network input width (0: as input_height; else at least {MIN_INPUT_SIZE}).',
           read_only=True, range=(0, 8192)),
     Param('compressed_image', False, 'Subscribe to sensor_msgs/CompressedImage on ~/input/image/compressed '
           'instead of sensor_msgs/Image on ~/input/image.', read_only=True),
@@ -250,7 +252,8 @@ def read_settings(get) -> NodeSettings:
         raise ParameterError(f"parameter 'device' = {dev!r}: use auto, cpu, cuda or cuda:N")
     h, w = v['input_height'], v['input_width']
     if (h == 0) != (w == 0):
-        raise ParameterError("parameters 'input_height' and 'input_width' must both be 0 (image size) or both set")
+        raise ParameterError("parameters 'input_height' and 'input_width' must both be 0 (the checkpoint's scale) "
+                             'or both set')
     for name in ('input_height', 'input_width'):
         if 0 < v[name] < MIN_INPUT_SIZE:
             raise ParameterError(f"parameter '{name}' = {v[name]} is below {MIN_INPUT_SIZE}: the network "

@@ -5,7 +5,8 @@ plain containers, so loading a foreign or malicious pickle never runs its code.
 
 Checkpoint layout (a plain dict; training may add keys such as optimizer, scheduler, step):
     format 'xd_rcdepth.checkpoint', version 1, model_name, model_config (plain dict),
-    state_dict, plus whatever ``extra`` held.
+    state_dict, optionally inputs (the training camera and input conventions, conventions.py),
+    plus whatever ``extra`` held.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from .registry import build_model, config_to_dict
 CHECKPOINT_FORMAT = 'xd_rcdepth.checkpoint'
 CHECKPOINT_VERSION = 1
 REQUIRED_KEYS = ('format', 'version', 'model_name', 'model_config', 'state_dict')
+# Kept by export_weights: how the network wants its inputs (conventions.InputConventions.to_dict()).
+OPTIONAL_KEYS = ('inputs',)
 
 
 def save_checkpoint(path, model: nn.Module, extra: dict | None = None) -> Path:
@@ -44,7 +47,7 @@ def export_weights(src, dst, fp16: bool = True, metadata: dict | None = None) ->
     state = {k: (v.half() if fp16 and v.is_floating_point() else v) for k, v in ckpt['state_dict'].items()}
     if state and all(k.startswith('module.') for k in state):
         state = {k[len('module.'):]: v for k, v in state.items()}
-    out = {key: ckpt[key] for key in REQUIRED_KEYS}
+    out = {key: ckpt[key] for key in REQUIRED_KEYS + OPTIONAL_KEYS if key in ckpt}
     out.update(state_dict=state, weights_dtype='float16' if fp16 else 'float32',
                metadata=dict(metadata or {}, source_step=ckpt.get('step')))
     return atomic_save(out, dst)

@@ -30,10 +30,12 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_training_state(path, model, optimizer, scaler, schedule, step: int, best: dict, config: dict,
-                        val: dict | None = None, plateau: dict | None = None) -> Path:
+                        val: dict | None = None, plateau: dict | None = None, inputs: dict | None = None) -> Path:
     extra = {'optimizer': optimizer.state_dict(), 'scheduler': {**schedule.state_dict(), 'step': step},
              'step': int(step), 'rng': rng_state(), 'best': best, 'plateau': plateau or {},
              'train': {'recipe': config['recipe'], 'config': config}, 'val': val}
+    if inputs is not None:
+        extra['inputs'] = inputs
     if scaler is not None and scaler.is_enabled():
         extra['scaler'] = scaler.state_dict()
     return save_checkpoint(path, model, extra=extra)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..conventions import training_conventions
 from ..data.cache import CacheIndex, read_sample
 from ..data.dataset import AugmentConfig, RadarDepthDataset
 from ..distill.teacher_targets import TeacherTargets
@@ -84,6 +85,7 @@ class Trainer:
         self.model = self._build_model().to(self.device)
         self.teacher = self._load_teacher() if config.recipe == 'distill' else None
         self.teacher_targets = self._teacher_targets() if self.teacher is not None else None
+        self.conventions = self._conventions()
         if config.optim.freeze_encoder_stem_and_bn:
             self.log(f'froze {freeze_encoder_stem_and_bn(self.model)} encoder stem / BN tensors (CaFNet set_misc)')
         self.optimizer = build_optimizer(self.model, config.optim)
@@ -133,6 +135,14 @@ class Trainer:
         for p in teacher.parameters():
             p.requires_grad_(False)
         return teacher.to(self.device).eval()
+
+    def _conventions(self) -> dict | None:
+        """The training camera (focal length, image size) checkpoints record, from the cache's first sample."""
+        d = self.config.data
+        if not d.cache:
+            return None
+        frame = read_sample(CacheIndex(d.cache).path(d.train_split, 0))
+        return training_conventions(frame.K, frame.height, frame.width).to_dict()
 
     def _teacher_targets(self):
         """The teacher's cached outputs (distill.teacher_targets), or None to run it every step."""
@@ -250,7 +260,8 @@ class Trainer:
         self.dist.broadcast_buffers(self.model)
         if self.dist.is_main:
             save_training_state(self.ckpt_dir / name, self.model, self.optimizer, self.scaler, self.schedule,
-                                self.step, self.best, to_dict(self.config), self.last_val, self.plateau)
+                                self.step, self.best, to_dict(self.config), self.last_val, self.plateau,
+                                inputs=self.conventions)
         self.dist.barrier()
 
     def validate(self, report=None) -> dict | None:
