@@ -114,8 +114,14 @@ def test_result_does_not_alias_the_message_buffer():
 
 
 @pytest.mark.parametrize('msg,fn,words', [
-    (image('yuv422', 2, 3, 6, bytes(12)), image_to_rgb, ["'yuv422'", 'not a colour encoding']),
-    (image('yuv422', 2, 3, 6, bytes(12)), image_msg_to_array, ['unsupported image encoding', "'yuv422'"]),
+    (image('bayer_rggb16', 2, 3, 6, bytes(12)), image_to_rgb, ["'bayer_rggb16'", 'not a colour encoding']),
+    (image('nv21', 2, 4, 4, bytes(8)), image_msg_to_array, ['unsupported image encoding', "'nv21'"]),
+    (image('yuv422_yuy2', 2, 3, 6, bytes(12)), image_to_rgb, ["'yuv422_yuy2'", 'odd width 3', 'even']),
+    (image('uyvy', 2, 4, 8, bytes(15)), image_to_rgb, ['data length 15', 'step * height = 8 * 2 = 16']),
+    (image('yuv422', 2, 4, 6, bytes(12)), image_to_rgb, ['step 6 is smaller', '4 * 2 * 1 = 8']),
+    (image('bayer_grbg8', 2, 4, 4, bytes(9)), image_to_rgb, ['data length 9', "'bayer_grbg8'"]),
+    (image('rgb16', 2, 3, 12, bytes(24)), image_to_rgb, ['step 12 is smaller', '3 * 3 * 2 = 18']),
+    (image('mono16', 2, 3, 6, bytes(13), big=True), image_to_rgb, ['data length 13', '6 * 2 = 12']),
     (image('rgb8', 0, 3, 9, b''), image_to_rgb, ['zero size']),
     (image('rgb8', 2, 0, 0, b''), image_msg_to_array, ['zero size']),
     (image('rgb8', 2, 3, 9, bytes(17)), image_to_rgb, ['data length 17', 'step * height = 9 * 2 = 18']),
@@ -129,6 +135,182 @@ def test_image_errors_name_the_problem(msg, fn, words):
     for w in words:
         assert w in str(err.value)
     assert isinstance(err.value, ValueError)
+
+
+# ------------------------------------------------------------------------------------------ camera encodings
+# Each encoding is written here by hand from a known RGB picture and read back through image_to_rgb.
+
+PIC_H, PIC_W = 48, 64
+# Flat colour patches (rows 8:20) and the channel that must stay dominant in each.
+PATCHES = {'red': ((8, 20, 4, 16), (220, 30, 30), 0), 'green': ((8, 20, 26, 38), (30, 200, 40), 1),
+           'blue': ((8, 20, 48, 60), (30, 40, 210), 2)}
+
+
+def _known_picture():
+    """Smooth gradients in all three channels with three flat colour patches on top."""
+    y, x = np.mgrid[0:PIC_H, 0:PIC_W].astype(np.float64)
+    rgb = np.stack([40 + 160 * x / (PIC_W - 1), 40 + 160 * y / (PIC_H - 1),
+                    200 - 150 * (x + y) / (PIC_W + PIC_H - 2)], axis=-1)
+    for (r0, r1, c0, c1), colour, _ in PATCHES.values():
+        rgb[r0:r1, c0:c1] = colour
+    return np.round(rgb).astype(np.uint8)
+
+
+def _yuv_bt601(rgb):
+    """Y, U, V (float) of RGB with the BT.601 video-range formulas OpenCV's YUV 4:2:2 decoder inverts."""
+    r, g, b = (rgb[..., k].astype(np.float64) for k in range(3))
+    return (16 + 0.257 * r + 0.504 * g + 0.098 * b, 128 - 0.148 * r - 0.291 * g + 0.439 * b,
+            128 + 0.439 * r - 0.368 * g - 0.071 * b)
+
+
+def _pack_yuv422(rgb, order):
+    """H x W x 2 bytes of YUV 4:2:2: Y per pixel, U and V per horizontal pair (the pair's mean)."""
+    y, u, v = _yuv_bt601(rgb)
+    u = np.repeat((u[:, 0::2] + u[:, 1::2]) / 2, 2, axis=1)
+    v = np.repeat((v[:, 0::2] + v[:, 1::2]) / 2, 2, axis=1)
+    chroma = np.where(np.arange(rgb.shape[1]) % 2 == 0, u, v)  # U on even pixels, V on odd
+    planes = (y, chroma) if order == 'yuyv' else (chroma, y)    # UYVY: chroma byte first
+    return np.clip(np.round(np.stack(planes, axis=-1)), 0, 255).astype(np.uint8)
+
+
+def _bayer_mosaic(rgb, pattern):
+    """H x W mosaic: each pixel keeps the one channel the ROS pattern (row-major 2 x 2 block) names."""
+    channel = {'r': 0, 'g': 1, 'b': 2}
+    out = np.zeros(rgb.shape[:2], np.uint8)
+    for k, (dy, dx) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+        out[dy::2, dx::2] = rgb[dy::2, dx::2, channel[pattern[k]]]
+    return out
+
+
+def _wire(encoding, rgb):
+    """The pixels of `rgb` in `encoding`, as an H x W (x C) array in the message's scalar type."""
+    if encoding in ('yuv422_yuy2', 'yuyv'):
+        return _pack_yuv422(rgb, 'yuyv')
+    if encoding in ('yuv422', 'uyvy'):
+        return _pack_yuv422(rgb, 'uyvy')
+    if encoding.startswith('bayer_'):
+        return _bayer_mosaic(rgb, encoding[len('bayer_'):len('bayer_') + 4])
+    wide = rgb.astype(np.uint16) * 257  # 8 -> 16 bit full scale: 255 -> 65535
+    return {'rgb16': wide, 'bgr16': wide[..., ::-1], 'mono16': wide[..., 0]}[encoding]
+
+
+def _encoded_image(encoding, rgb, pad=0, big=False):
+    """An Image of `rgb` in `encoding` written byte by byte: `pad` filler bytes after each row, 16-bit
+    values in the byte order is_bigendian says."""
+    px = _wire(encoding, rgb)
+    px = px.astype(('>' if big else '<') + px.dtype.str[1:])
+    rows = px.reshape(px.shape[0], -1)
+    data = b''.join(r.tobytes() + b'\xee' * pad for r in rows)
+    return image(encoding, px.shape[0], px.shape[1], rows.shape[1] * px.dtype.itemsize + pad, data, big=big)
+
+
+YUV422 = ('yuv422_yuy2', 'yuyv', 'uyvy', 'yuv422')
+BAYER = ('bayer_rggb8', 'bayer_bggr8', 'bayer_gbrg8', 'bayer_grbg8')
+SIXTEEN = ('rgb16', 'bgr16', 'mono16')
+
+
+def _check_lossy(out, rgb, mae_limit, patch_limit):
+    """Mean absolute error on the interior (2-pixel border cut: demosaicing borders) and flat patches
+    that keep their colour (1-pixel margin cut: edges blur into neighbours)."""
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    err = np.abs(out.astype(int) - rgb.astype(int))[2:-2, 2:-2]
+    assert err.mean() <= mae_limit, f'interior MAE {err.mean():.2f} > {mae_limit}'
+    for name, ((r0, r1, c0, c1), colour, dominant) in PATCHES.items():
+        mean = out[r0 + 1:r1 - 1, c0 + 1:c1 - 1].reshape(-1, 3).mean(axis=0)
+        assert int(np.argmax(mean)) == dominant, f'{name} patch came out {mean}'
+        assert np.abs(mean - colour).max() <= patch_limit, f'{name} patch {mean} vs {colour}'
+
+
+@pytest.mark.parametrize('encoding', YUV422)
+@pytest.mark.parametrize('pad', [0, 3])
+def test_yuv422_encodings_read_back_the_picture(encoding, pad):
+    rgb = _known_picture()
+    msg = _encoded_image(encoding, rgb, pad=pad)
+    out = image_to_rgb(msg, backend='numpy')
+    # Chroma is shared by pixel pairs, so only colour edges lose anything; flat areas are within rounding.
+    _check_lossy(out, rgb, mae_limit=1.5, patch_limit=2)
+    assert np.abs(out.astype(int) - rgb)[:, 30:31].max() <= 2  # a gradient column, away from patches
+    assert out.flags.c_contiguous and out.flags.writeable
+    raw = image_msg_to_array(msg, backend='numpy')  # the wire layout: H x W x 2 bytes
+    np.testing.assert_array_equal(raw, _wire(encoding, rgb))
+
+
+def test_uyvy_and_yuyv_are_not_interchangeable():
+    """ROS's 'yuv422' is UYVY: read as YUYV (or the reverse) the picture is wrong."""
+    rgb = _known_picture()
+    right = image_to_rgb(_encoded_image('yuv422', rgb), backend='numpy')
+    swapped = image_to_rgb(_encoded_image('yuv422_yuy2', rgb), backend='numpy')
+    wrong = image_to_rgb(image('yuv422', PIC_H, PIC_W, 2 * PIC_W, _encoded_image('yuv422_yuy2', rgb).data),
+                         backend='numpy')
+    assert np.abs(right.astype(int) - rgb).mean() < 1.5 and np.abs(swapped.astype(int) - rgb).mean() < 1.5
+    assert np.abs(wrong.astype(int) - rgb).mean() > 20
+
+
+@pytest.mark.parametrize('encoding', BAYER)
+@pytest.mark.parametrize('pad', [0, 3])
+def test_bayer_encodings_read_back_the_picture(encoding, pad):
+    rgb = _known_picture()
+    msg = _encoded_image(encoding, rgb, pad=pad)
+    out = image_to_rgb(msg, backend='numpy')
+    # Bilinear demosaicing is near exact on gradients and smears only around the patches' edges.
+    _check_lossy(out, rgb, mae_limit=4, patch_limit=3)
+    assert np.abs(out.astype(int) - rgb)[24:-2, 2:-2].max() <= 2  # the pure-gradient lower half
+    np.testing.assert_array_equal(image_msg_to_array(msg, backend='numpy'), _wire(encoding, rgb))
+
+
+def test_bayer_pattern_names_are_not_opencvs():
+    """OpenCV's BayerRG is not ROS's rggb: a red patch read with the wrong pattern would come out blue."""
+    rgb = _known_picture()
+    rggb = _bayer_mosaic(rgb, 'rggb')
+    as_bggr = image('bayer_bggr8', PIC_H, PIC_W, PIC_W, rggb.tobytes())
+    (r0, r1, c0, c1), _, _ = PATCHES['red']
+    assert np.argmax(image_to_rgb(as_bggr, backend='numpy')[r0 + 2:r1 - 2, c0 + 2:c1 - 2].mean(axis=(0, 1))) == 2
+    as_rggb = image('bayer_rggb8', PIC_H, PIC_W, PIC_W, rggb.tobytes())
+    assert np.argmax(image_to_rgb(as_rggb, backend='numpy')[r0 + 2:r1 - 2, c0 + 2:c1 - 2].mean(axis=(0, 1))) == 0
+
+
+@pytest.mark.parametrize('encoding', SIXTEEN)
+@pytest.mark.parametrize('pad,big', [(0, False), (3, False), (0, True), (3, True)])
+def test_16bit_encodings_are_exact(encoding, pad, big):
+    """value * 257 scales back exactly, in either byte order, with odd row padding (unaligned rows)."""
+    rgb = _known_picture()
+    msg = _encoded_image(encoding, rgb, pad=pad, big=big)
+    out = image_to_rgb(msg, backend='numpy')
+    want = np.repeat(rgb[..., :1], 3, axis=2) if encoding == 'mono16' else rgb
+    np.testing.assert_array_equal(out, want)
+    assert out.dtype == np.uint8 and out.flags.c_contiguous and out.flags.writeable
+    raw = image_msg_to_array(msg, backend='numpy')
+    assert raw.dtype == np.uint16 and raw.dtype.isnative
+    np.testing.assert_array_equal(raw, _wire(encoding, rgb))
+
+
+def test_16bit_scaling_is_cv_bridges_over_every_value():
+    """cv_bridge converts 16 -> 8 bit with convertTo(alpha = 255 / 65535): round(x / 257), not x >> 8."""
+    values = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    for big in (False, True):
+        msg = image('mono16', 256, 256, 512, values.astype('>u2' if big else '<u2').tobytes(), big=big)
+        out = image_to_rgb(msg, backend='numpy')
+        np.testing.assert_array_equal(out[..., 1], (values.astype(np.uint32) + 128) // 257)
+    assert out[255, 0, 0] == 254  # 65280 = 255 << 8: x >> 8 would give 255
+    rgb16 = image('rgb16', 1, 2, 12, struct.pack('<6H', 65535, 0, 128, 129, 385, 65280))
+    np.testing.assert_array_equal(image_to_rgb(rgb16, backend='numpy'), [[[255, 0, 0], [1, 1, 254]]])
+
+
+def test_usb_cam_stream_reaches_the_node_path():
+    """A yuv422_yuy2 message (usb_cam's default) goes through any_image_to_rgb, as to_frame calls it."""
+    rgb = _known_picture()
+    out = convert.any_image_to_rgb(_encoded_image('yuv422_yuy2', rgb))
+    assert np.abs(out.astype(int) - rgb).mean() < 1.5
+    assert 'yuv422_yuy2' in convert.RGB_ENCODINGS and 'yuv422' in convert.RGB_ENCODINGS
+
+
+def test_new_encodings_build_and_read_back():
+    """array_to_image_msg writes the wire layout of the new encodings; image_to_rgb reads them."""
+    rgb = _known_picture()
+    for encoding in YUV422 + BAYER + SIXTEEN:
+        msg = array_to_image_msg(_wire(encoding, rgb), encoding)
+        np.testing.assert_array_equal(image_to_rgb(msg, backend='numpy'),
+                                      image_to_rgb(_encoded_image(encoding, rgb), backend='numpy'))
 
 
 # ------------------------------------------------------------------------------------------ compressed
@@ -201,6 +383,8 @@ def test_array_to_image_msg_16uc1_round_trip_and_errors():
     with pytest.raises(ConversionError, match='needs uint16'):
         array_to_image_msg(mm.astype(np.int32), '16UC1')
     with pytest.raises(ConversionError, match='unsupported image encoding'):
+        array_to_image_msg(mm, 'bayer_rggb16')
+    with pytest.raises(ConversionError, match='needs uint8'):
         array_to_image_msg(mm, 'bayer_rggb8')
     with pytest.raises(ConversionError, match='zero size'):
         array_to_image_msg(np.zeros((0, 4), np.uint16), '16UC1')
@@ -384,6 +568,9 @@ def _equality_messages():
             image('mono8', 2, 3, 4, padded_rows([[0, 128, 255], [1, 2, 3]], 1)),
             depth_to_image_msg(np.array([[1.5, np.nan], [2, 3]], np.float32)),
             array_to_image_msg(np.array([[1, 65535]], np.uint16), '16UC1')]
+    rgb = _known_picture()
+    imgs += [_encoded_image(e, rgb, pad=3) for e in ('yuv422', 'yuv422_yuy2', 'bayer_rggb8', 'bayer_gbrg8')]
+    imgs += [_encoded_image('rgb16', rgb, big=True), _encoded_image('mono16', rgb, pad=2)]
     pts = [(1.0, 2.0, 3.0, -7, 65535), (4.0, 5.0, 6.0, 100, 300)]
     clouds = [cloud([('rcs', 12, I8), ('x', 0, F32), ('id', 14, U16), ('y', 4, F32), ('z', 8, F32)], 20,
                     b''.join(struct.pack('<fffbxH4x', *p) for p in pts), 2),

@@ -5,8 +5,9 @@ Backends, chosen once at import:
 - Reading images: ROS 2 ``cv_bridge`` when it is importable *and* passes a probe (tiny rgb8, padded bgr8,
   16UC1 and 32FC1 messages must decode to what this module's numpy code gives); otherwise numpy. The probe
   matters: the PyPI package named ``cv-bridge`` is an old ROS 1 port that imports fine but mis-decodes
-  (wrong channel layout, 16UC1 as 8-bit) and must never be used. cv_bridge's gain on a vehicle is its wider
-  encoding set (yuv422, bayer_*), which image_to_rgb then accepts.
+  (wrong channel layout, 16UC1 as 8-bit) and must never be used. Both backends read the colour encodings
+  camera drivers publish (RGB_ENCODINGS: 8- and 16-bit RGB/BGR/mono, YUV 4:2:2, 8-bit Bayer); cv_bridge may
+  read a few more.
 - Reading point clouds: ``sensor_msgs_py.point_cloud2.read_points`` when importable and it agrees with the
   numpy reader on a probe cloud (big-endian float64, int8/uint16 fields, padding); it is used only for
   clouds without row padding and in the host's byte order. Everything else goes through the numpy reader:
@@ -42,17 +43,29 @@ class ConversionError(ValueError):
 # Images
 # ----------------------------------------------------------------------------------------------------------
 
-# encoding -> (numpy scalar code without byte order, channels). The 8-bit colour ones are what image_to_rgb
-# reads; the rest are for image_msg_to_array (depth maps, raw channels).
+# encoding -> (numpy scalar code without byte order, channels): the layout on the wire, which
+# image_msg_to_array returns (depth maps, raw channels; YUV 4:2:2 as H x W x 2, Bayer as its H x W mosaic).
 IMAGE_ENCODINGS = {
     'rgb8': ('u1', 3), 'bgr8': ('u1', 3), 'rgba8': ('u1', 4), 'bgra8': ('u1', 4), 'mono8': ('u1', 1),
+    'rgb16': ('u2', 3), 'bgr16': ('u2', 3),
+    'yuv422': ('u1', 2), 'uyvy': ('u1', 2), 'yuv422_yuy2': ('u1', 2), 'yuyv': ('u1', 2),
+    'bayer_rggb8': ('u1', 1), 'bayer_bggr8': ('u1', 1), 'bayer_gbrg8': ('u1', 1), 'bayer_grbg8': ('u1', 1),
     '8UC1': ('u1', 1), '8UC3': ('u1', 3), '8UC4': ('u1', 4),
     'mono16': ('u2', 1), '16UC1': ('u2', 1), '32FC1': ('f4', 1), '64FC1': ('f8', 1),
 }
-RGB_ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8')
-# cv2 colour conversion into RGB per encoding (None: a plain copy of the first three channels).
+# cv2 colour conversion into RGB per encoding that image_to_rgb reads (None: a plain copy of the first three
+# channels). 16-bit data is first scaled to 8 bit as cv_bridge does (x * 255 / 65535, rounded). ROS's
+# 'yuv422' is UYVY; 'yuv422_yuy2' and 'yuyv' are YUYV (usb_cam). OpenCV names a Bayer pattern by the 2 x 2
+# block starting at the second row and column, so ROS's rggb is OpenCV's BG (checked by the tests).
 _TO_RGB = {'rgb8': None, 'rgba8': None, 'bgr8': cv2.COLOR_BGR2RGB, 'bgra8': cv2.COLOR_BGRA2RGB,
-           'mono8': cv2.COLOR_GRAY2RGB}
+           'mono8': cv2.COLOR_GRAY2RGB,
+           'rgb16': None, 'bgr16': cv2.COLOR_BGR2RGB, 'mono16': cv2.COLOR_GRAY2RGB,
+           'yuv422': cv2.COLOR_YUV2RGB_UYVY, 'uyvy': cv2.COLOR_YUV2RGB_UYVY,
+           'yuv422_yuy2': cv2.COLOR_YUV2RGB_YUY2, 'yuyv': cv2.COLOR_YUV2RGB_YUY2,
+           'bayer_rggb8': cv2.COLOR_BayerBG2RGB, 'bayer_bggr8': cv2.COLOR_BayerRG2RGB,
+           'bayer_gbrg8': cv2.COLOR_BayerGR2RGB, 'bayer_grbg8': cv2.COLOR_BayerGB2RGB}
+RGB_ENCODINGS = tuple(_TO_RGB)
+_YUV422_ENCODINGS = ('yuv422', 'uyvy', 'yuv422_yuy2', 'yuyv')
 
 
 def _byte_view(data) -> np.ndarray:
@@ -100,15 +113,26 @@ def _image_view(msg) -> np.ndarray:
 
 
 def _numpy_image_to_rgb(msg) -> np.ndarray:
-    if msg.encoding not in RGB_ENCODINGS:
-        raise ConversionError(f'image encoding {msg.encoding!r} is not a colour encoding this node reads; '
+    enc = msg.encoding
+    if enc not in _TO_RGB:
+        raise ConversionError(f'image encoding {enc!r} is not a colour encoding this node reads; '
                               f'supported: {", ".join(RGB_ENCODINGS)}')
     view = _image_view(msg)
-    code = _TO_RGB[msg.encoding]
-    if code is None:
-        return np.array(view[:, :, :3], order='C', copy=True)
-    src = view[:, :, 0] if msg.encoding == 'mono8' else view
-    return cv2.cvtColor(src, code)
+    if enc in _YUV422_ENCODINGS and view.shape[1] % 2:
+        raise ConversionError(f'{enc!r} image has odd width {view.shape[1]}: YUV 4:2:2 stores pixels in pairs '
+                              '(4 bytes per 2 pixels), so the width must be even')
+    src = view[:, :, 0] if view.shape[2] == 1 else view
+    scaled = src.dtype.itemsize == 2
+    if scaled:  # 16 bit -> 8 bit like cv_bridge: round(x * 255 / 65535), on a native-order copy
+        src = cv2.convertScaleAbs(_native_copy(src), alpha=255.0 / 65535.0)
+    code = _TO_RGB[enc]
+    if code is None:  # the scaled array is already fresh; an 8-bit view of the message is not
+        return src if scaled else np.array(src[:, :, :3], order='C', copy=True)
+    try:
+        return cv2.cvtColor(src, code)
+    except cv2.error as exc:  # sizes are checked above; this is a last guard, reported as ours
+        raise ConversionError(f'OpenCV cannot convert {enc!r} image of {view.shape[1]} x {view.shape[0]} to '
+                              f'RGB: {exc}') from exc
 
 
 def _native_copy(view: np.ndarray) -> np.ndarray:
@@ -300,9 +324,12 @@ def _resolve(requested: Optional[str], current: str, available: tuple, kind: str
 # ----------------------------------------------------------------------------------------------------------
 
 def image_to_rgb(msg, backend: Optional[str] = None) -> np.ndarray:
-    """H x W x 3 uint8 RGB of a sensor_msgs/Image (rgb8, bgr8, rgba8, bgra8, mono8; more with cv_bridge).
+    """H x W x 3 uint8 RGB of a sensor_msgs/Image in any of RGB_ENCODINGS (more may work with cv_bridge).
 
-    Row padding (step > width * channels) is skipped; is_bigendian is irrelevant for 8-bit data.
+    rgb8, bgr8, rgba8, bgra8, mono8; rgb16, bgr16, mono16 (scaled to 8 bit as cv_bridge does, x * 255 /
+    65535 rounded); YUV 4:2:2 as yuv422 / uyvy (UYVY) and yuv422_yuy2 / yuyv (YUYV), BT.601 video range,
+    even width only; bayer_rggb8, bayer_bggr8, bayer_gbrg8, bayer_grbg8 (OpenCV's bilinear demosaicing).
+    Row padding (step > width * channels * bytes) is skipped; is_bigendian matters only for 16-bit data.
     """
     backend = _resolve(backend, IMAGE_BACKEND, _IMAGE_BACKENDS, 'image')
     _check_image_size(msg)
