@@ -33,7 +33,8 @@ class Topic:
 
 TOPICS = (
     Topic(INPUT_IMAGE, 'sensor_msgs/msg/Image', SUBSCRIBED,
-          'Camera image (rgb8, bgr8, rgba8, bgra8, mono8). With `compressed_image: false` (default).'),
+          'Camera image: rgb8, bgr8, rgba8, bgra8, mono8, rgb16, bgr16, mono16, yuv422_yuy2 / yuyv, uyvy / '
+          'yuv422, bayer_rggb8 / bggr8 / gbrg8 / grbg8. With `compressed_image: false` (default).'),
     Topic(INPUT_IMAGE_COMPRESSED, 'sensor_msgs/msg/CompressedImage', SUBSCRIBED,
           'Compressed camera image, instead of ~/input/image when `compressed_image: true`.'),
     Topic(INPUT_CAMERA_INFO, 'sensor_msgs/msg/CameraInfo', SUBSCRIBED,
