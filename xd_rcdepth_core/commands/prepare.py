@@ -10,12 +10,14 @@ import argparse
 from ..data.adapters import DATASETS
 from ..data.prepare import prepare
 from ..data.zju import ZJU_CROP_ROWS
+from ..errors import UserError
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--dataset', required=True, choices=DATASETS)
-    parser.add_argument('--root', required=True, help='dataset folder (nuScenes dataroot, ZJU data folder, '
-                                                      'or a synthetic world written by `xd-rcdepth synth`)')
+def add_arguments(parser: argparse.ArgumentParser, datasets=DATASETS) -> None:
+    parser.add_argument('--dataset', required=True, choices=datasets)
+    parser.add_argument('--root', required=True, nargs='+',
+                        help='dataset folder (nuScenes dataroot, ZJU data folder, or a synthetic world written '
+                             'by `xd-rcdepth synth`); several rosbag2 folders with --dataset rosbag')
     parser.add_argument('--version', default=None,
                         help='nuScenes table folder: v1.0-trainval (default), v1.0-test, v1.0-mini')
     parser.add_argument('--out', required=True,
@@ -62,9 +64,13 @@ def prepare_options(args) -> dict:
     return {}
 
 
-def run(args) -> int:
-    summary = prepare(args.dataset, args.root, args.version, args.out, args.workers, splits=args.splits,
+def run(args, adapter=None) -> int:
+    """Prepare; ``adapter`` an already opened dataset adapter (the ROS layer's rosbag adapter)."""
+    if adapter is None and len(args.root) != 1:
+        raise UserError(f'--dataset {args.dataset} takes one --root folder, got {len(args.root)}')
+    root = args.root[0] if len(args.root) == 1 else ','.join(args.root)
+    summary = prepare(args.dataset, root, args.version, args.out, args.workers, splits=args.splits,
                       limit=args.limit, options=prepare_options(args), progress=not args.no_progress,
-                      overwrite=args.overwrite)
+                      overwrite=args.overwrite, adapter=adapter)
     written = sum(c['written'] + c['resumed'] for c in summary['splits'].values())
     return 1 if summary['interrupted'] or (written == 0 and summary['skipped']) else 0

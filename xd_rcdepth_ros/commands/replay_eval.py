@@ -17,6 +17,7 @@ from pathlib import Path
 
 from xd_rcdepth_core.errors import UserError
 
+from ..replay_eval.options import add_bag_layout_arguments
 from ..replay_eval.run import EvalOptions
 from ..replay_eval.run import run as evaluate
 
@@ -29,22 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='run the ROS node as a subprocess and replay the bag to it over DDS with /clock '
                              '(default: DepthEstimator in this process)')
     parser.add_argument('--figures', type=int, default=4, help='PNG panels of N evenly spaced frames (default 4)')
-    parser.add_argument('--camera-topic', help='Image or CompressedImage topic (default: the bag\'s sidecar, '
-                                               'then /CAM_FRONT/image_raw[/compressed])')
-    parser.add_argument('--camera-info-topic', help='CameraInfo topic (default: next to the camera topic)')
-    parser.add_argument('--radar-topic', help='radar PointCloud2 topic (default /RADAR_FRONT)')
-    parser.add_argument('--lidar-topic', help='lidar PointCloud2 topic for ground truth (default /LIDAR_TOP)')
-    parser.add_argument('--radar-fields', default='rcs,vx,vy',
-                        help='PointCloud2 fields fed as the model\'s rcs, vx, vy (default rcs,vx,vy)')
-    parser.add_argument('--sync-tolerance', type=float, default=0.08,
-                        help='largest |image - radar| stamp difference of a pair in s (the node\'s; default 0.08)')
-    parser.add_argument('--lidar-tolerance', type=float, default=0.05,
-                        help='largest |image - lidar| stamp difference for ground truth in s (default 0.05)')
-    parser.add_argument('--radar-sweeps', type=int, default=1, help='radar sweeps per image (default 1)')
-    parser.add_argument('--T-camera-radar', dest='T_camera_radar', metavar='tx,ty,tz,qw,qx,qy,qz',
-                        help='radar -> camera extrinsics (default: the bag\'s extrinsics.yaml, then /tf_static)')
-    parser.add_argument('--T-camera-lidar', dest='T_camera_lidar', metavar='tx,ty,tz,qw,qx,qy,qz',
-                        help='lidar -> camera extrinsics (default: extrinsics.yaml, then /tf_static)')
+    add_bag_layout_arguments(parser)
     parser.add_argument('--no-ego-motion', action='store_true',
                         help='project the lidar with the static extrinsics even when the bag has /ego_pose')
     parser.add_argument('--device', default='cpu', help='auto, cpu, cuda or cuda:N (default cpu)')

@@ -20,12 +20,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
-from xd_rcdepth_core.geometry import transform_from_pose
-
-from ..bagfile.reader import deserialize, reading
+from ..bagfile.ego_motion import PoseTrack, find_ego_motion
+from ..bagfile.reader import deserialize, header_stamp_ns, reading
 from ..sync import RadarImagePairer
 from ..to_frame import FrameDropped, messages_to_frame
-from .lidar_truth import PoseTrack, lidar_points, lidar_to_camera, sparse_ground_truth
+from .lidar_truth import lidar_points, lidar_to_camera, sparse_ground_truth
 
 # Seconds of newer images after which a frame stops waiting for its lidar sweep (see the docstring).
 LIDAR_WAIT_S = 0.5
@@ -67,16 +66,8 @@ def _pairer(tolerance: float, radar_sweeps: int) -> RadarImagePairer:
 
 
 def load_poses(reader, topic: Optional[str]) -> Optional[PoseTrack]:
-    if not topic:
-        return None
-    conns = [c for c in reader.connections if c.topic == topic]
-    stamps, poses = [], []
-    for conn, _, raw in reader.messages(connections=conns):
-        msg = deserialize(raw, conn.msgtype)
-        p, q = msg.pose.position, msg.pose.orientation
-        stamps.append(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
-        poses.append(transform_from_pose([p.x, p.y, p.z], [q.w, q.x, q.y, q.z]))
-    return PoseTrack(stamps, poses) if stamps else None
+    """The ego poses of the layout's PoseStamped topic (None without one)."""
+    return find_ego_motion(reader, 'ego_pose', topic)[0] if topic else None
 
 
 def plan_frames(bag_path, layout, field_map: dict, sync_tolerance: float = 0.08, radar_sweeps: int = 1) -> tuple:
@@ -96,8 +87,14 @@ class BagFrames:
     """Iterate EvalFrames of a bag; `stats` is complete once iteration ends."""
 
     def __init__(self, bag_path, layout, field_map: dict, sync_tolerance: float = 0.08,
-                 lidar_tolerance: float = 0.05, radar_sweeps: int = 1, lidar_wait: float = LIDAR_WAIT_S):
+                 lidar_tolerance: float = 0.05, radar_sweeps: int = 1, lidar_wait: float = LIDAR_WAIT_S,
+                 window_ns: Optional[tuple] = None, only_images: Optional[set] = None):
+        """window_ns: (start, stop) log times to read (random access to a few frames, e.g. a training
+        cache built from the bag); only_images: header stamps (ns) of the images to make frames of (the
+        others are skipped undecoded; with a window wide enough for their radar, CameraInfo and lidar,
+        each frame equals the one a full pass gives)."""
         self.bag_path, self.layout, self.field_map = bag_path, layout, field_map
+        self.window_ns, self.only_images = window_ns, only_images
         self.sync_tolerance, self.lidar_tolerance = float(sync_tolerance), float(lidar_tolerance)
         self.radar_sweeps = int(radar_sweeps)
         self.lidar_wait = float(lidar_wait)
@@ -117,7 +114,11 @@ class BagFrames:
             self._lidar_total = sum(c.msgcount for c in reader.connections if c.topic == lay.lidar_topic)
             topics = {lay.image_topic, lay.camera_info_topic, lay.radar_topic, lay.lidar_topic} - {None}
             conns = [c for c in reader.connections if c.topic in topics]
-            for conn, _, raw in reader.messages(connections=conns):
+            start, stop = self.window_ns or (None, None)
+            for conn, _, raw in reader.messages(connections=conns, start=start, stop=stop):
+                if (self.only_images is not None and conn.topic == lay.image_topic
+                        and header_stamp_ns(raw) not in self.only_images):
+                    continue
                 msg = deserialize(raw, conn.msgtype)
                 stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
                 if conn.topic == lay.lidar_topic:

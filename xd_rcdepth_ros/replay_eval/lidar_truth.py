@@ -7,55 +7,15 @@ base(t_image) -> camera. Without poses the static T_camera_lidar is used (and re
 """
 from __future__ import annotations
 
-import bisect
 from typing import Optional
 
 import numpy as np
 
 from xd_rcdepth_core.frame import LIDAR_FIELDS
-from xd_rcdepth_core.geometry import (
-    invert_transform,
-    make_transform,
-    project_points,
-    quaternion_to_rotation,
-    rotation_to_quaternion,
-    sparse_depth_map,
-    transform_points,
-)
+from xd_rcdepth_core.geometry import invert_transform, project_points, sparse_depth_map, transform_points
 
 from .. import convert
-
-
-class PoseTrack:
-    """base_link poses by time; between two poses, translation is interpolated linearly and rotation by
-    normalised quaternion lerp (sensor poses are at most ~50 ms apart, where nlerp equals slerp to 1e-6)."""
-
-    def __init__(self, stamps_ns, poses):
-        order = np.argsort(np.asarray(stamps_ns, np.int64), kind='stable')
-        self.stamps = [int(stamps_ns[i]) for i in order]
-        self.poses = [np.asarray(poses[i], np.float64) for i in order]
-
-    def __len__(self) -> int:
-        return len(self.stamps)
-
-    def at(self, t_ns: int, max_gap_ns: int = 200_000_000) -> Optional[np.ndarray]:
-        """T_world_base at t, or None when t is more than max_gap_ns outside the poses."""
-        if not self.stamps:
-            return None
-        i = bisect.bisect_left(self.stamps, t_ns)
-        if i < len(self.stamps) and self.stamps[i] == t_ns:
-            return self.poses[i]
-        if i == 0 or i == len(self.stamps):
-            j = 0 if i == 0 else len(self.stamps) - 1
-            return self.poses[j] if abs(self.stamps[j] - t_ns) <= max_gap_ns else None
-        t0, t1 = self.stamps[i - 1], self.stamps[i]
-        a = (t_ns - t0) / (t1 - t0)
-        P0, P1 = self.poses[i - 1], self.poses[i]
-        q0, q1 = rotation_to_quaternion(P0[:3, :3]), rotation_to_quaternion(P1[:3, :3])
-        if np.dot(q0, q1) < 0:
-            q1 = -q1
-        q = (1 - a) * q0 + a * q1
-        return make_transform(quaternion_to_rotation(q / np.linalg.norm(q)), (1 - a) * P0[:3, 3] + a * P1[:3, 3])
+from ..bagfile.ego_motion import PoseTrack
 
 
 def lidar_to_camera(layout, poses: Optional[PoseTrack], t_image_ns: int, t_lidar_ns: int) -> tuple:
