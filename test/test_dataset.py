@@ -11,6 +11,7 @@ from xd_rcdepth_core.data.zju import ZJU_CROP_ROWS
 from xd_rcdepth_core.frame import Frame
 from xd_rcdepth_core.geometry import backproject_pixels
 from xd_rcdepth_core.radar import encode_frame_radar
+from xd_rcdepth_core.training.synthetic_cache import make_synthetic_cache
 
 H, W = 90, 160
 K = NUSCENES_CAM_FRONT.intrinsics(H, W)
@@ -156,3 +157,20 @@ def test_zju_eval_keeps_all_rows_of_the_crop(tmp_path):
     # An explicit multiple still cuts (300 -> 288, 12 top rows) for whoever asks for it.
     assert RadarDepthDataset(tmp_path / 'cache', 'train', train=False, multiple=32)[0]['image'].shape == (3, 288, 1280)
     assert eval_window(300, 1280, 0) == (0, 300, 1280) and eval_window(300, 1280) == (12, 288, 1280)
+
+
+def test_extrinsic_jitter_moves_the_radar_reproducibly(tmp_path):
+    """data.extrinsic_jitter: each training item's radar is projected through perturbed extrinsics,
+    drawn from the item's RNG (so a seed gives the same items); off by default."""
+    cache = make_synthetic_cache(tmp_path, {'train': 1}, frames=1, size=(96, 192), log=lambda *a: None)
+    still = dict(crop=(96, 192), flip_p=0.0, color_p=0.0)
+
+    def radar(jitter, seed):
+        torch.manual_seed(seed)
+        ds = RadarDepthDataset(cache, 'train', train=True, augment=AugmentConfig(**still, extrinsic_jitter=jitter))
+        return ds[0]['radar'][0]
+    plain = radar((0.0, 0.0), 0)
+    assert torch.equal(plain, radar((0.0, 0.0), 1))
+    moved = radar((2.0, 0.2), 0)
+    assert not torch.equal(plain, moved) and torch.equal(moved, radar((2.0, 0.2), 0))
+    assert (moved > 0).sum() >= 0.8 * (plain > 0).sum()          # the points move, they are not lost

@@ -6,6 +6,7 @@ from xd_rcdepth_core.geometry import (
     invert_transform,
     is_rigid,
     make_transform,
+    perturb_extrinsics,
     project_points,
     quaternion_to_rotation,
     rotation_to_quaternion,
@@ -86,3 +87,15 @@ def test_scale_intrinsics_pixel_centres():
     # A point at pixel centre (50, 40) lands at ((50 + .5) * .5 - .5, ...) = (24.75, 19.75).
     assert K2[0, 2] == pytest.approx(24.75) and K2[1, 2] == pytest.approx(19.75)
     assert K2[0, 0] == pytest.approx(50.0)
+
+
+def test_perturb_extrinsics_moves_a_point_by_the_angle_and_offset():
+    T = np.eye(4)
+    p = np.array([[0.0, 0.0, 10.0]])                     # 10 m ahead of the camera
+    yawed = transform_points(perturb_extrinsics(T, yaw_deg=1.0), p)[0]
+    assert yawed[0] == pytest.approx(10 * np.sin(np.radians(1.0))) and yawed[1] == pytest.approx(0.0)
+    pitched = transform_points(perturb_extrinsics(T, pitch_deg=2.0), p)[0]
+    assert pitched[1] == pytest.approx(-10 * np.sin(np.radians(2.0))) and pitched[0] == pytest.approx(0.0)
+    shifted = transform_points(perturb_extrinsics(T, translation=(0.1, 0.0, -0.05)), p)[0]
+    assert np.allclose(shifted, [0.1, 0.0, 9.95])
+    assert np.allclose(perturb_extrinsics(T), T)

@@ -170,3 +170,14 @@ def scale_intrinsics(K, sx: float, sy: float) -> np.ndarray:
     K[0, 2] = sx * (K[0, 2] + 0.5) - 0.5
     K[1, 2] = sy * (K[1, 2] + 0.5) - 0.5
     return K
+
+
+def perturb_extrinsics(T_camera_sensor, yaw_deg: float = 0.0, pitch_deg: float = 0.0,
+                       translation=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """A sensor->camera transform mis-calibrated by a yaw (about the camera's vertical y axis), a pitch
+    (about its x axis) and a translation (camera frame, metres), as a real radar mount is off by a degree
+    or a few centimetres: T' = [R_pitch R_yaw | t] @ T."""
+    yaw, pitch = np.radians(yaw_deg), np.radians(pitch_deg)
+    R_yaw = np.array([[np.cos(yaw), 0.0, np.sin(yaw)], [0.0, 1.0, 0.0], [-np.sin(yaw), 0.0, np.cos(yaw)]])
+    R_pitch = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(pitch), -np.sin(pitch)], [0.0, np.sin(pitch), np.cos(pitch)]])
+    return make_transform(R_pitch @ R_yaw, np.asarray(translation, float)) @ np.asarray(T_camera_sensor, float)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ..config import IMAGENET_MEAN, IMAGENET_STD
+from ..geometry import perturb_extrinsics
 from ..radar import RadarEncodingConfig, encode_frame_radar
 from .cache import CacheIndex, read_sample
 
@@ -47,6 +48,9 @@ class AugmentConfig:
     gamma: tuple = (0.9, 1.1)
     brightness: tuple = (0.9, 1.1)
     color: tuple = (0.9, 1.1)
+    # Ours (issue 14): radar->camera extrinsics perturbed per item by up to (degrees of yaw and pitch,
+    # metres per axis), uniformly, so the model learns not to trust the projection to the pixel.
+    extrinsic_jitter: tuple = (0.0, 0.0)
 
 
 def _uniform(lo: float, hi: float, n: int = 1) -> np.ndarray:
@@ -88,6 +92,8 @@ class RadarDepthDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict:
         frame = read_sample(self.index.path(self.split, i))
+        if self.train and any(self.augment.extrinsic_jitter):
+            frame = frame.replace(T_camera_radar=self._jittered(frame.T_camera_radar))
         radar, _ = encode_frame_radar(frame, self.radar)
         H, W = frame.height, frame.width
         maps = {k: getattr(frame, k) if getattr(frame, k) is not None else np.zeros((H, W), np.float32)
@@ -113,6 +119,11 @@ class RadarDepthDataset(torch.utils.data.Dataset):
                 'flipped': torch.tensor(flipped)}
         item.update({k: torch.from_numpy(np.ascontiguousarray(v))[None] for k, v in maps.items()})
         return item
+
+    def _jittered(self, T):
+        deg, metres = self.augment.extrinsic_jitter
+        yaw, pitch = _uniform(-deg, deg, 2)
+        return perturb_extrinsics(T, yaw, pitch, _uniform(-metres, metres, 3))
 
     def _random_window(self, H: int, W: int) -> tuple:
         h, w = self.augment.crop

@@ -44,6 +44,9 @@ class DataSection:
     val_limit: Optional[int] = None              # evaluate at most this many val frames (None = all)
     flip_negates_lateral_velocity: bool = False  # references: vy not negated on flip (docs/reference.md 1.7)
     color_jitter_p: float = 0.5                  # photometric jitter probability (docs/reference.md 1.7)
+    # Ours: radar extrinsics perturbed per training item by up to [degrees yaw/pitch, metres per axis];
+    # [0, 0] = off. Robustness to a mis-calibrated mount (benchmarks/distillation.py measures it).
+    extrinsic_jitter: tuple = (0.0, 0.0)
 
 
 @dataclass
@@ -162,8 +165,14 @@ class TrainConfig:
             raise ValueError(f'val_every must be at least 1 (or null = once per epoch), got {self.val_every}')
         if self.select_metric not in METRIC_NAMES:
             raise ValueError(f'select_metric must be one of {", ".join(METRIC_NAMES)}, got {self.select_metric!r}')
+        if len(self.data.extrinsic_jitter) != 2 or min(self.data.extrinsic_jitter) < 0:
+            raise ValueError(f'data.extrinsic_jitter must be [degrees, metres], both >= 0, got '
+                             f'{list(self.data.extrinsic_jitter)}')
         if not 0 <= self.data.color_jitter_p <= 1:
             raise ValueError(f'data.color_jitter_p must be in [0, 1], got {self.data.color_jitter_p}')
+        if self.distill.teacher_targets and any(self.data.extrinsic_jitter):
+            raise ValueError('distill.teacher_targets needs data.extrinsic_jitter=[0,0]: the cached teacher outputs '
+                             'are of the unperturbed radar')
         if self.distill.teacher_targets and self.data.color_jitter_p:
             raise ValueError('distill.teacher_targets needs data.color_jitter_p=0: the cached teacher outputs '
                              'are of the un-jittered images')

@@ -75,7 +75,7 @@ def cache_datasets(config):
     if not d.cache:
         raise ValueError('no training data: set data.cache=PATH (a cache made by `xd-rcdepth prepare`)')
     augment = AugmentConfig(crop=tuple(d.crop), flip_negates_lateral_velocity=d.flip_negates_lateral_velocity,
-                            color_p=d.color_jitter_p)
+                            color_p=d.color_jitter_p, extrinsic_jitter=tuple(d.extrinsic_jitter))
     train = RadarDepthDataset(d.cache, d.train_split, train=True, augment=augment)
     if d.val_split is None:
         return train, None
