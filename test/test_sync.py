@@ -5,7 +5,7 @@ import types
 import numpy as np
 import pytest
 
-from xd_rcdepth_ros.sync import Pair, RadarImagePairer, stamp_to_seconds
+from xd_rcdepth_ros.sync import REORDER_RESET, Pair, RadarImagePairer, stamp_to_seconds
 
 T0 = 1_533_151_603.5  # a nuScenes-like epoch stamp: float seconds keep sub-microsecond resolution here
 
@@ -219,9 +219,10 @@ def test_bad_parameters_are_refused():
         RadarImagePairer().add_radar(float('nan'), 'r')
 
 
-def test_two_feeding_threads_and_a_consumer():
+@pytest.mark.parametrize('policy', ['newest', 'match'])
+def test_two_feeding_threads_and_a_consumer(policy):
     cam, radar, _ = streams(duration=60.0, seed=5)
-    pairer = RadarImagePairer(tolerance=0.05)
+    pairer = RadarImagePairer(tolerance=0.05, camera_info=policy)
     taken, stop = [], threading.Event()
 
     def produce(add, stamps, kind):
@@ -236,14 +237,15 @@ def test_two_feeding_threads_and_a_consumer():
 
     threads = [threading.Thread(target=produce, args=(pairer.add_image, cam, 'i')),
                threading.Thread(target=produce, args=(pairer.add_radar, radar, 'r')),
+               threading.Thread(target=produce, args=(pairer.add_camera_info, cam, 'c')),
                threading.Thread(target=consume)]
     for th in threads:
         th.start()
-    for th in threads[:2]:
+    for th in threads[:3]:
         th.join()
     pairer.flush()
     stop.set()
-    threads[2].join()
+    threads[3].join()
     if (p := pairer.take_latest()) is not None:
         taken.append(p)
     s = pairer.stats
@@ -268,7 +270,7 @@ def test_images_pending_at_a_time_jump_are_settled_not_lost():
 
 
 def test_an_image_near_the_newest_sweep_pairs_at_once_when_no_later_sweep_can_be_nearer():
-    pairer = RadarImagePairer(tolerance=0.08)
+    pairer = RadarImagePairer(tolerance=0.08, camera_info='match')
     pairer.add_radar(10.000, 'r0')
     pairer.add_radar(10.077, 'r1')                          # 13 Hz: the next sweep is ~10.154
     pairer.add_camera_info(10.090, 'info_near')
@@ -290,7 +292,7 @@ def test_waiting_for_the_nearest_radar_costs_at_most_half_a_radar_period():
     cam, radar, events = streams(duration=20.0, seed=4)
     rng = np.random.default_rng(5)   # each image's camera_info lands within 2 ms of it, before or after
     events = sorted(events + [(a + rng.uniform(-0.002, 0.002), 'info', t) for a, k, t in events if k == 'image'])
-    pairer = RadarImagePairer(tolerance=0.08)
+    pairer = RadarImagePairer(tolerance=0.08, camera_info='match')
     on_arrival, waits, pending = 0, [], {}
     for arrival, kind, t in events:
         if kind == 'image':
@@ -333,3 +335,195 @@ def test_retune_applies_to_pending_images_and_refuses_bad_values():
     with pytest.raises(ValueError, match='tolerance'):
         pairer.retune(tolerance=0.0)
     assert pairer.tolerance == 0.2                              # unchanged after a refused retune
+
+
+# ------------------------------------------------------------------ CameraInfo matched by stamp ('match')
+
+def with_infos(events, offset=0.0, lag=(-0.002, 0.002), seed=7, every=1, size=None):
+    """events plus one CameraInfo per `every` images, stamped image + offset, landing `lag` s around it."""
+    rng = np.random.default_rng(seed)
+    images = [(a, t) for a, k, t in events if k == 'image']
+    infos = [(a + rng.uniform(*lag), 'info', t + offset) for a, t in images[::every]]
+    return sorted(events + infos)
+
+
+def feed_all(pairer, events, size_at=None):
+    """Feed image / radar / info events; a fast consumer takes each pair. Returns (pairs, image arrival by
+    stamp, pair release time by stamp)."""
+    pairs, arrived, released = [], {}, {}
+    for arrival, kind, t in events:
+        if kind == 'image':
+            arrived[t] = arrival
+            pairer.add_image(t, ('image', t, size_at(t) if size_at else None))
+        elif kind == 'info':
+            pairer.add_camera_info(t, ('info', t, size_at(t) if size_at else None))
+        else:
+            pairer.add_radar(t, ('radar', t))
+        if (p := pairer.take_latest()) is not None:
+            pairs.append(p)
+            released[p.stamp] = arrival
+    pairer.flush()
+    if (p := pairer.take_latest()) is not None:
+        pairs.append(p)
+        released[p.stamp] = events[-1][0]
+    return pairs, arrived, released
+
+
+def test_match_gives_every_image_its_own_camera_info_whichever_topic_lands_first():
+    cam, radar, events = streams(duration=20.0, seed=11)
+    # Each CameraInfo (same stamp as its image) lands up to 5 ms before or after the image.
+    pairer = RadarImagePairer(tolerance=0.08, camera_info='match')
+    pairs, _, _ = feed_all(pairer, with_infos(events, lag=(-0.005, 0.005)))
+    assert [p.stamp for p in pairs] == list(cam)             # every image, once: none lost to the slot
+    assert all(p.camera_info.stamp == p.stamp and not p.camera_info_fallback for p in pairs)
+    want = expected_nearest(cam, radar, 0.08)
+    assert all(p.radar.stamp == want[p.stamp] for p in pairs)
+    s = pairer.stats
+    assert (s.dropped_stale, s.camera_info_fallback, s.unpaired_no_radar) == (0, 0, 0)
+    # 'newest' (the old behaviour) attaches the previous image's CameraInfo whenever the image wins the race.
+    newest = RadarImagePairer(tolerance=0.08)
+    old, _, _ = feed_all(newest, with_infos(events, lag=(-0.005, 0.005)))
+    assert any(p.camera_info is None or p.camera_info.stamp != p.stamp for p in old)
+
+
+def test_match_takes_the_nearest_camera_info_within_tolerance():
+    # A driver stamping CameraInfo 12 ms after its image: the nearest one within tolerance is used.
+    cam, _, events = streams(duration=5.0, seed=12)
+    pairer = RadarImagePairer(tolerance=0.05, camera_info='match')
+    pairs, _, _ = feed_all(pairer, with_infos(events, offset=0.012))
+    assert [p.stamp for p in pairs] == list(cam)
+    assert all(p.camera_info.stamp == pytest.approx(p.stamp + 0.012) for p in pairs)
+    assert pairer.stats.camera_info_fallback == 0
+    # Nearest, not newest: with two candidates within tolerance the closer one wins.
+    two = RadarImagePairer(tolerance=0.05, camera_info='match')
+    two.add_radar(1.0, 'r0')
+    two.add_radar(1.077, 'r1')
+    two.add_camera_info(0.99, 'near')
+    two.add_camera_info(1.03, 'far')
+    assert two.add_image(1.0, 'img').camera_info.msg == 'near'
+
+
+def test_a_camera_info_that_lands_after_its_image_is_waited_for_and_the_slot_kept():
+    pairer = RadarImagePairer(tolerance=0.05, camera_info='match')
+    pairer.add_radar(1.000, 'r0')
+    pairer.add_radar(1.077, 'r1')
+    # The very first image, before any CameraInfo (the first-frame race): it waits, radar already final.
+    assert pairer.add_image(1.0, 'img0') is None
+    pair = pairer.add_camera_info(1.0, 'info0')
+    assert pair.image.msg == 'img0' and pair.camera_info.msg == 'info0' and not pair.camera_info_fallback
+    assert pairer.take_latest() is pair
+    pairer.add_radar(1.154, 'r2')
+    pairer.add_radar(1.231, 'r3')
+    # img1's CameraInfo is so late that img2 arrives first: img1 keeps waiting (not settled by img2's
+    # arrival), is released alone when its CameraInfo comes, and is not superseded by img2.
+    assert pairer.add_image(1.0833, 'img1') is None
+    assert pairer.add_image(1.1667, 'img2') is None
+    assert pairer.add_camera_info(1.0833, 'info1').image.msg == 'img1'
+    assert pairer.take_latest().camera_info.msg == 'info1'
+    assert pairer.add_camera_info(1.1667, 'info2').camera_info.msg == 'info2'
+    assert pairer.take_latest().image.msg == 'img2'
+    s = pairer.stats
+    assert (s.paired, s.dropped_stale, s.camera_info_fallback, s.pending_images) == (3, 0, 0, 0)
+
+
+def test_a_latched_camera_info_never_stalls_and_is_counted():
+    cam, radar, events = streams(duration=10.0, seed=13)
+    # Published once, before the images, with a stamp of its own (a latching driver).
+    latched = [(events[0][0] - 1.0, 'info', cam[0] - 3.0)] + events
+    pairer = RadarImagePairer(tolerance=0.08, camera_info='match')
+    pairs, arrived, released = feed_all(pairer, latched)
+    s = pairer.stats
+    # At start an image cannot tell a latched CameraInfo from a late one: the first images wait until two
+    # more images arrived with no CameraInfo, then the newest of them wins the slot (latest wins). From
+    # then on nobody waits for a CameraInfo: every image is served with the latched one.
+    assert len(pairs) >= cam.size - 2 and s.dropped_stale <= 2
+    assert all(p.camera_info.stamp == cam[0] - 3.0 and p.camera_info_fallback for p in pairs)
+    assert s.camera_info_fallback == s.paired == cam.size
+    waits = [released[p.stamp] - arrived[p.stamp] for p in pairs[1:]]
+    assert max(waits) < 0.5 / 13 + 0.025 + 0.004                # no longer than a wait for radar
+    # Latched with its first image's stamp: that image is matched, the rest fall back, nothing stalls.
+    once = [(events[0][0] - 0.01, 'info', cam[0])] + events
+    pairer = RadarImagePairer(tolerance=0.08, camera_info='match')
+    pairs, arrived, released = feed_all(pairer, once)
+    assert len(pairs) >= cam.size - 2 and pairs[0].camera_info_fallback is False
+    assert pairer.stats.camera_info_fallback >= cam.size - 3
+    assert max(released[p.stamp] - arrived[p.stamp] for p in pairs[1:]) < 0.5 / 13 + 0.025 + 0.004
+
+
+def test_a_slower_camera_info_is_used_without_waiting():
+    cam, _, events = streams(duration=10.0, seed=14)
+    slow = with_infos(events, every=12, lag=(0.010, 0.030))   # 1 Hz, each landing after its image
+    pairer = RadarImagePairer(tolerance=0.08, camera_info='match')
+    pairs, arrived, released = feed_all(pairer, slow)
+    # As with a latched one, only the first images wait (see above); then none, and none is lost.
+    assert len(pairs) >= cam.size - 2 and pairer.stats.dropped_stale <= 2
+    assert pairs[-1].stamp == cam[-1] and [p.stamp for p in pairs[2:]] == list(cam[-(len(pairs) - 2):])
+    waits = [released[p.stamp] - arrived[p.stamp] for p in pairs[1:]]
+    assert max(waits) < 0.5 / 13 + 0.025 + 0.004
+    assert pairer.stats.camera_info_fallback >= cam.size - 2 * 10   # the others had one within tolerance
+
+
+def test_a_resolution_change_pairs_each_image_with_the_camera_info_of_its_size():
+    cam, _, events = streams(duration=4.0, seed=15)
+    change = cam[20]
+
+    def size_at(t):
+        return (450, 800) if t < change else (900, 1600)
+
+    # Images land before their CameraInfo: the first image at the new size must not take the old one.
+    pairer = RadarImagePairer(tolerance=0.08, camera_info='match')
+    pairs, _, _ = feed_all(pairer, with_infos(events, lag=(0.002, 0.006)), size_at=size_at)
+    assert [p.stamp for p in pairs] == list(cam)
+    assert all(p.camera_info.msg[2] == p.image.msg[2] for p in pairs)
+    assert any(p.image.msg[2] == (900, 1600) for p in pairs)
+    newest = RadarImagePairer(tolerance=0.08)                 # the old behaviour got one of them wrong
+    pairs, _, _ = feed_all(newest, with_infos(events, lag=(0.002, 0.006)), size_at=size_at)
+    assert any(p.camera_info is not None and p.camera_info.msg[2] != p.image.msg[2] for p in pairs)
+
+
+def test_camera_info_policy_is_checked():
+    with pytest.raises(ValueError, match='camera_info'):
+        RadarImagePairer(camera_info='closest')
+    with pytest.raises(ValueError, match='contradicts'):
+        RadarImagePairer(camera_info='match', match_camera_info=True)
+    assert RadarImagePairer(match_camera_info=True).camera_info == 'strict'
+
+
+# ------------------------------------------------------------------ time going backwards
+
+def test_old_timeline_messages_in_flight_do_not_cause_a_second_reset():
+    pairer = RadarImagePairer(tolerance=0.05, camera_info='match')
+    cam, radar, events = streams(duration=3.0, seed=16)
+    feed_all(pairer, with_infos(events))
+    # The bag restarts: the image arrives on the new timeline first, then a radar of the old one lands.
+    pairer.add_image(cam[0], 'new0')
+    assert pairer.add_radar(radar[-1] + 0.077, 'old radar') is None
+    pairs, _, _ = feed_all(pairer, with_infos(events)[1:])
+    s = pairer.stats
+    assert s.time_jumps == 1 and s.stale_timeline == 1
+    assert len(pairs) >= cam.size - 1
+
+
+def test_a_short_bag_loop_below_time_jump_recovers():
+    # A 0.6 s bag looping: the stamps go back by less than time_jump (1 s), so it is no jump, but images
+    # that keep coming from the past must not be ignored forever.
+    cam, radar, events = streams(duration=0.6, seed=17)
+    pairer = RadarImagePairer(tolerance=0.05, camera_info='match')
+    first, _, _ = feed_all(pairer, with_infos(events))
+    again, _, _ = feed_all(pairer, with_infos(events))
+    s = pairer.stats
+    assert s.time_jumps == 1 and len(first) == cam.size
+    assert len(again) >= cam.size - REORDER_RESET and again[-1].stamp == cam[-1]
+    assert s.paired + s.unpaired_no_radar + s.out_of_order_images + s.pending_images == 2 * cam.size
+
+
+def test_a_latched_camera_info_survives_a_time_jump():
+    pairer = RadarImagePairer(tolerance=0.05, camera_info='match')
+    pairer.add_camera_info(5.0, 'latched')
+    for i in range(5):
+        pairer.add_radar(10 + i / 13, 'r')
+        pairer.add_image(10 + i / 12, 'img')
+    pairer.add_radar(0.0, 'r_new')                             # jump: the CameraInfo will not come again
+    pairer.add_radar(0.077, 'r_new2')
+    pair = pairer.add_image(0.01, 'img_new')
+    assert pair is not None and pair.camera_info.msg == 'latched' and pair.camera_info_fallback

@@ -29,13 +29,30 @@ Why it is shaped like this (nuScenes: radar ~13 Hz, camera ~12 Hz, not triggered
   accumulation (``Pair.sweeps``, oldest first, ending with the nearest). Anchoring the window at the
   nearest sweep (rather than at the newest sweep before image + tolerance) makes K=1 identical to
   single-sweep pairing, and the anchor is the best-timed sweep to compensate ego motion against.
-- camera_info: the newest one is attached (``Pair.camera_info``, may be None); with
-  ``match_camera_info=True`` the one nearest the image stamp within tolerance is required, and the image
-  waits for it like it waits for radar (``unpaired_no_camera_info`` when none comes).
+- camera_info (``camera_info=`` policy). ``'match'`` (the node's): the CameraInfo stamped nearest the image
+  within ``tolerance`` (normally its own, same stamp). It travels on its own topic and may land after the
+  image, so the image waits for it like it waits for radar: until a CameraInfo stamped at or after the
+  image arrives (they come in stamp order, so nothing nearer can follow). The wait ends without one when
+  a newer image is paired (older ones are settled first), on overflow, ``expire`` or ``flush`` -- never
+  because the next image merely *arrived*, so an image whose CameraInfo is a little late keeps its
+  place instead of being settled together with the next one and losing the latest-wins slot to it.
+  Drivers that latch one CameraInfo (publish it once, or at another rate or stamp) are recognised: an
+  image waits only while the CameraInfo stream follows the images (each of the previous two images has
+  a CameraInfo of its own within tolerance); otherwise it takes the newest at once. An image paired
+  with the newest CameraInfo because none was within tolerance counts ``camera_info_fallback``
+  (``Pair.camera_info_fallback``). ``'newest'`` (the default): the newest, never waited for.
+  ``'strict'`` (``match_camera_info=True``): one within tolerance is required; the image waits for it
+  and counts ``unpaired_no_camera_info`` when none comes.
 - A stream whose stamp jumps back by more than ``time_jump`` seconds (a bag loop restarting) resets all
-  buffers once and counts ``time_jumps`` (pending images are settled first); smaller regressions are
-  reordering: an old image is ignored (``out_of_order_images``), an old radar is inserted in order
-  (``out_of_order_radar``). So images_in = paired + unpaired_* + out_of_order_images + pending_images.
+  buffers once and counts ``time_jumps`` (pending images are settled first; the newest CameraInfo is
+  kept as the fallback of a latching driver). Messages of the old timeline still in flight (stamped more
+  than ``time_jump`` after everything seen since) are ignored: ``stale_timeline`` (images:
+  ``out_of_order_images``), so they cannot trigger a second reset. Smaller regressions are reordering:
+  an old image is ignored (``out_of_order_images``), an old radar is inserted in order
+  (``out_of_order_radar``) -- but ``REORDER_RESET`` images in a row older than the newest one mean the
+  stream went back by less than ``time_jump`` (a short bag loop, a driver restarted with another clock),
+  and that resets as a jump does. So images_in = paired + unpaired_* + out_of_order_images +
+  pending_images.
 
 All methods hold one lock: the node feeds it from subscription callbacks (executor threads) while its
 inference worker thread takes pairs (``wait_for_pair``) and the diagnostics timer reads the counters.
@@ -79,12 +96,15 @@ class Pair:
     radar:       the nearest radar within tolerance (None only with emit_without_radar=True).
     sweeps:      radar messages for accumulation, oldest first, ending with `radar` (len <= radar_sweeps).
     camera_info: the camera_info to use, or None when none has arrived.
+    camera_info_fallback: True when no camera_info was stamped within tolerance of the image and the
+                 newest one was taken instead ('match' policy: a latching or slower CameraInfo publisher).
     """
 
     image: Stamped
     radar: Optional[Stamped]
     sweeps: Tuple[Stamped, ...]
     camera_info: Optional[Stamped]
+    camera_info_fallback: bool = False
 
     @property
     def stamp(self) -> float:
@@ -106,11 +126,13 @@ class PairerStats:
     paired: int = 0
     unpaired_no_radar: int = 0
     unpaired_no_camera_info: int = 0
+    camera_info_fallback: int = 0
     dropped_stale: int = 0
     taken: int = 0
     time_jumps: int = 0
     out_of_order_images: int = 0
     out_of_order_radar: int = 0
+    stale_timeline: int = 0
     pending_images: int = 0
     last_image_stamp: Optional[float] = None
     last_radar_stamp: Optional[float] = None
@@ -122,10 +144,13 @@ class PairerStats:
 
 # Radar periods jitter: the next sweep may come this fraction of the shortest gap seen sooner than it.
 RATE_MARGIN = 0.1
+# Images in a row older than the newest image: the stream went back in time (see the module docstring).
+REORDER_RESET = 3
+CAMERA_INFO_POLICIES = ('match', 'newest', 'strict')
 
 _COUNTERS = ('images_in', 'radar_in', 'camera_info_in', 'paired', 'unpaired_no_radar',
-             'unpaired_no_camera_info', 'dropped_stale', 'taken', 'time_jumps', 'out_of_order_images',
-             'out_of_order_radar')
+             'unpaired_no_camera_info', 'camera_info_fallback', 'dropped_stale', 'taken', 'time_jumps',
+             'out_of_order_images', 'out_of_order_radar', 'stale_timeline')
 
 
 class RadarImagePairer:
@@ -139,7 +164,9 @@ class RadarImagePairer:
         max_radar:           hard bound on buffered radar messages.
         max_pending_images:  images allowed to wait for radar at once; the oldest gives up beyond it.
         wait_for_next_radar: wait until the nearest radar is certain (see module docstring).
-        match_camera_info:   require a camera_info stamped within tolerance of the image.
+        camera_info:         'match' (nearest within tolerance, waited for briefly, else the newest),
+                             'newest' (default) or 'strict' (see the module docstring).
+        match_camera_info:   the same as camera_info='strict' (older spelling).
         time_jump:           a stream going back in time by more than this resets everything
                              (default max(1 s, 2 x tolerance)).
         emit_without_radar:  an image that gives up without radar still yields a Pair (radar None).
@@ -148,12 +175,18 @@ class RadarImagePairer:
     def __init__(self, tolerance: float = 0.05, radar_sweeps: int = 1, history: Optional[float] = None,
                  max_radar: int = 64, max_pending_images: int = 3, wait_for_next_radar: bool = True,
                  match_camera_info: bool = False, time_jump: Optional[float] = None,
-                 emit_without_radar: bool = False):
+                 emit_without_radar: bool = False, camera_info: Optional[str] = None):
         _require(int(max_pending_images) >= 1, f'max_pending_images must be >= 1, got {max_pending_images}')
+        policy = camera_info or ('strict' if match_camera_info else 'newest')
+        _require(policy in CAMERA_INFO_POLICIES,
+                 f'camera_info must be one of {", ".join(CAMERA_INFO_POLICIES)}, got {camera_info!r}')
+        _require(not (match_camera_info and policy != 'strict'),
+                 f'match_camera_info=True contradicts camera_info={camera_info!r}')
         self._history_arg, self._time_jump_arg = history, time_jump
         self.max_radar = int(max_radar)
         self.max_pending_images = int(max_pending_images)
-        self.match_camera_info = bool(match_camera_info)
+        self.camera_info = policy
+        self.match_camera_info = policy == 'strict'
         self.emit_without_radar = bool(emit_without_radar)
         self._set_tuning(tolerance, radar_sweeps, wait_for_next_radar)
         self._lock = threading.Lock()
@@ -161,6 +194,13 @@ class RadarImagePairer:
         self._counts = dict.fromkeys(_COUNTERS, 0)
         self._slot: Optional[Pair] = None
         self._last_offset: Optional[float] = None
+        # How the CameraInfo publisher behaves (kept across time jumps: it is the driver's habit, not the
+        # timeline's): the newest camera_info before a jump (the fallback of a latching driver), the
+        # camera_info the last two settled images were matched with (None: none within tolerance), and
+        # images accepted since the last camera_info arrived.
+        self._kept_info: Optional[Stamped] = None
+        self._info_history: List[Optional[Stamped]] = []
+        self._images_since_info = 0
         self._clear_buffers()
 
     def _set_tuning(self, tolerance: float, radar_sweeps: int, wait_for_next_radar: bool) -> None:
@@ -195,7 +235,8 @@ class RadarImagePairer:
         """Buffer a radar message; returns the Pair this made ready (also put in the slot), else None."""
         with self._lock:
             self._counts['radar_in'] += 1
-            self._check_jump('radar', stamp)
+            if not self._admit('radar', stamp):
+                return None
             if self._radar and stamp < self._radar[-1].stamp:
                 self._counts['out_of_order_radar'] += 1
             bisect.insort(self._radar, Stamped(float(stamp), msg), key=lambda s: s.stamp)
@@ -208,22 +249,31 @@ class RadarImagePairer:
         """Keep a camera_info (the newest, plus a few for stamp matching); may complete a pending image."""
         with self._lock:
             self._counts['camera_info_in'] += 1
-            self._check_jump('camera_info', stamp)
+            if not self._admit('camera_info', stamp):
+                return None
             self._last['camera_info'] = stamp
-            self._infos.append(Stamped(float(stamp), msg))
-            del self._infos[:-8]  # a handful covers any image still pending
+            self._images_since_info = 0
+            bisect.insort(self._infos, Stamped(float(stamp), msg), key=lambda s: s.stamp)
+            del self._infos[:-8]  # a handful covers any image still pending and the two before it
             return self._process_pending(force_upto=-1)  # it may complete a pending image (either mode)
 
     def add_image(self, stamp: float, msg: Any) -> Optional[Pair]:
         """Queue an image for pairing; returns the Pair this made ready (also put in the slot), else None."""
         with self._lock:
             self._counts['images_in'] += 1
-            self._check_jump('image', stamp)
+            if not self._admit('image', stamp):
+                self._counts['out_of_order_images'] += 1
+                return None
             last = self._last['image']
             if last is not None and stamp <= last:
-                self._counts['out_of_order_images'] += 1  # never go back in time: a stale image is ignored
-                return None
+                self._regressions += stamp < last   # (a repeated stamp is a duplicate, not a regression)
+                if self._regressions < REORDER_RESET:
+                    self._counts['out_of_order_images'] += 1  # never go back in time: a stale image is ignored
+                    return None
+                self._jump()  # images keep coming from the past: a new timeline, not reordering
+            self._regressions = 0
             self._last['image'] = stamp
+            self._images_since_info += 1
             self._pending.append(Stamped(float(stamp), msg))
             overflow = len(self._pending) - self.max_pending_images
             return self._process_pending(force_upto=overflow - 1)
@@ -267,11 +317,13 @@ class RadarImagePairer:
 
     # ------------------------------------------------------------------------------------- internals
 
-    def _clear_buffers(self) -> None:
+    def _clear_buffers(self, after_jump: bool = False) -> None:
         self._radar: List[Stamped] = []  # sorted by stamp
         self._pending: List[Stamped] = []  # images waiting, oldest first
-        self._infos: List[Stamped] = []  # newest last
+        self._infos: List[Stamped] = []  # sorted by stamp, newest last
         self._last = {'image': None, 'radar': None, 'camera_info': None}
+        self._regressions = 0  # images in a row older than the newest one
+        self._after_jump = after_jump
 
     def _take(self) -> Optional[Pair]:
         pair, self._slot = self._slot, None
@@ -279,16 +331,31 @@ class RadarImagePairer:
             self._counts['taken'] += 1
         return pair
 
-    def _check_jump(self, stream: str, stamp: float) -> None:
+    def _admit(self, stream: str, stamp: float) -> bool:
+        """Check a stamp for a time jump (reset); False for a message of the old timeline still in flight."""
         if not math.isfinite(stamp):
             raise ValueError(f'{stream} stamp must be finite seconds, got {stamp}')
         last = self._last[stream]
         if last is not None and stamp < last - self.time_jump:
-            # A bag restarting (or a clock reset): everything buffered belongs to another timeline.
-            # Pending images are settled on the old one first, so every image stays accounted for.
-            self._counts['time_jumps'] += 1
-            self._process_pending(force_upto=len(self._pending) - 1)
-            self._clear_buffers()
+            self._jump()  # a bag restarting (or a clock reset): everything buffered is of another timeline
+            return True
+        if last is None and self._after_jump:
+            # This stream's first message since a jump: if it is far ahead of everything seen on the new
+            # timeline it was sent before the jump. Taking it would make the next message look like a
+            # second jump and reset again.
+            seen = [t for t in self._last.values() if t is not None]
+            if seen and stamp > max(seen) + self.time_jump:
+                self._counts['stale_timeline'] += 1
+                return False
+        return True
+
+    def _jump(self) -> None:
+        # Pending images are settled on the old timeline first, so every image stays accounted for.
+        self._counts['time_jumps'] += 1
+        self._process_pending(force_upto=len(self._pending) - 1)
+        if self._infos:
+            self._kept_info = self._infos[-1]  # a driver that latched its CameraInfo will not send it again
+        self._clear_buffers(after_jump=True)
 
     def _prune_radar(self) -> None:
         newest = self._radar[-1].stamp
@@ -304,6 +371,9 @@ class RadarImagePairer:
         for i, img in enumerate(self._pending):
             if i > last_ready and self._decide(img, force=False) is not None:
                 last_ready = i
+        # A newer image's mere arrival forces nothing (only overflow does): an image still waiting for its
+        # late CameraInfo is released when that comes, on its own, not in the same call as the next image,
+        # which would take its latest-wins slot.
         made = None
         for img in self._pending[:last_ready + 1]:
             made = self._emit(img, self._decide(img, force=True)) or made
@@ -311,14 +381,12 @@ class RadarImagePairer:
         return made
 
     def _decide(self, img: Stamped, force: bool) -> Optional[tuple]:
-        """(radar index or None, camera_info or None) once the pairing is final, else None (keep waiting).
-
-        With force=True the pairing is always final: the best candidates available now.
-        """
+        """(radar index or None, camera_info or None, camera_info fallback) once the pairing is final,
+        else None (keep waiting). With force=True the pairing is always final: the best available now."""
         radar_index, radar_final = self._nearest_radar(img.stamp)
-        info, info_final = self._camera_info_for(img.stamp)
+        info, info_final, fallback = self._camera_info_for(img.stamp)
         if force or (radar_final and info_final):
-            return radar_index, info
+            return radar_index, info, fallback
         return None
 
     def _nearest_radar(self, t: float) -> tuple:
@@ -335,13 +403,11 @@ class RadarImagePairer:
                 final = True
             else:
                 # The next sweep comes at least a radar period after the newest one: if the image is
-                # nearer the newest than half of that, no later sweep can beat it, so do not wait --
-                # once the image's own camera_info is in (it travels on another topic and may land
-                # after the image; waiting for the next sweep used to cover that).
+                # nearer the newest than half of that, no later sweep can beat it, so do not wait.
+                # (The image's own camera_info, which may land after it, is waited for by
+                # _camera_info_for under the 'match' policy.)
                 gap = self._min_radar_gap()
-                info_in = self.match_camera_info or (bool(self._infos) and self._infos[-1].stamp >= t)
-                final = (info_in and gap is not None
-                         and t - self._radar[best].stamp < 0.5 * gap * (1.0 - RATE_MARGIN))
+                final = gap is not None and t - self._radar[best].stamp < 0.5 * gap * (1.0 - RATE_MARGIN)
         return best, final
 
     def _min_radar_gap(self) -> Optional[float]:
@@ -351,25 +417,53 @@ class RadarImagePairer:
         return gap if gap > 0 else None
 
     def _camera_info_for(self, t: float) -> tuple:
-        if not self.match_camera_info:
-            return (self._infos[-1] if self._infos else None), True
+        """(camera_info or None, whether that choice is final, whether it is the newest as a fallback)."""
+        if self.camera_info == 'newest':
+            return self._newest_info(), True, False
+        best = self._nearest_info(t)
+        if self.camera_info == 'strict':
+            if best is not None:
+                return best, True, False
+            return None, bool(self._infos) and self._infos[-1].stamp > t + self.tolerance, False
+        # 'match'. camera_info arrives in stamp order: once one stamped at/after t is in, none nearer follows.
+        settled = bool(self._infos) and self._infos[-1].stamp >= t
+        if best is not None:
+            return best, settled or not self._info_follows_images(), False
+        newest = self._newest_info()
+        return newest, settled or not self._info_follows_images(), newest is not None
+
+    def _nearest_info(self, t: float) -> Optional[Stamped]:
+        """The buffered camera_info stamped nearest t, if within tolerance."""
         best = min(self._infos, key=lambda s: abs(s.stamp - t), default=None)
-        if best is not None and abs(best.stamp - t) <= self.tolerance:
-            return best, True
-        late = bool(self._infos) and self._infos[-1].stamp > t + self.tolerance
-        return None, late
+        return best if best is not None and abs(best.stamp - t) <= self.tolerance else None
+
+    def _newest_info(self) -> Optional[Stamped]:
+        return self._infos[-1] if self._infos else self._kept_info
+
+    def _info_follows_images(self) -> bool:
+        """Whether the camera_info stream follows the images, so an image can expect one of its own: the
+        last two images settled each had a camera_info of its own within tolerance, and at most one image
+        arrived ahead of it since a camera_info last came. False for a latched or slower CameraInfo (one
+        published once, or one for several images): then no image waits for one."""
+        history = self._info_history
+        return (self._images_since_info <= 2 and all(info is not None for info in history)
+                and (len(history) < 2 or history[0] is not history[1]))
 
     def _emit(self, img: Stamped, decision: tuple) -> Optional[Pair]:
-        radar_index, info = decision
+        radar_index, info, fallback = decision
         radar = None if radar_index is None else self._radar[radar_index]
-        if self.match_camera_info and info is None:
+        self._info_history = [*self._info_history, None if fallback else info][-2:]
+        if self.camera_info == 'strict' and info is None:
             self._counts['unpaired_no_camera_info'] += 1
             return None
         if radar is None:
             self._counts['unpaired_no_radar'] += 1
             if not self.emit_without_radar:
                 return None
-        pair = Pair(image=img, radar=radar, sweeps=self._sweeps_ending_at(radar_index), camera_info=info)
+        if fallback:
+            self._counts['camera_info_fallback'] += 1
+        pair = Pair(image=img, radar=radar, sweeps=self._sweeps_ending_at(radar_index), camera_info=info,
+                    camera_info_fallback=fallback)
         if radar is not None:
             self._counts['paired'] += 1
             self._last_offset = pair.radar_offset
