@@ -38,6 +38,8 @@ CORE_COMMANDS = (
     Command('eval', 'xd_rcdepth_core.commands.eval', "evaluate a checkpoint by the paper's protocol (50/70/80 m)"),
     Command('saliency', 'xd_rcdepth_core.commands.saliency', 'Grad-CAM saliency pictures of a checkpoint'),
     Command('export', 'xd_rcdepth_core.commands.export', 'export a checkpoint to ONNX or TorchScript, verified'),
+    Command('import-weights', 'xd_rcdepth_core.commands.import_weights',
+            "turn the authors' published CaFNet / LiRCDepth checkpoints into ours"),
 )
 
 

@@ -1,4 +1,6 @@
-"""LiRCDepth (Sun et al., ICASSP 2025), the lightweight baseline, from docs/reference.md 3.2.
+"""LiRCDepth (Sun et al., ICASSP 2025), the lightweight baseline, from docs/reference.md 3.2, layer for
+layer the authors' network (harborsarah/LiRCDepth, student_models/), so their published weights load
+(models/official.py).
 
 - Image encoder: MobileNetV2 ``.features`` tapped after blocks 1, 3, 6, 10, 18 (16, 24, 32, 64,
   1280 ch), each tap projected by Conv1x1 (no bias) ReLU to the teacher's image widths
@@ -8,16 +10,23 @@
 - Fusion: image + ReLU(Conv1x1(radar -> image width)) at every scale.
 - Decoder: transposed inverted-residual blocks (1x1 expand x6 BN ReLU6, depthwise 3x3
   ConvTranspose BN ReLU6, 1x1 ConvTranspose BN; no residual), features 512 @1/16, 128 @1/8,
-  128 @1/4, 64 @1/2, 32 @1/1; side heads Conv1x1 ReLU give depth at 1/8, 1/4, 1/2, 1/1, which
-  join the 1/1 feature for Conv3x3 ReLU, Conv3x3 -> max_depth * sigmoid.
+  128 @1/4, 64 @1/2; then a ConvTranspose3x3 s2 (no bias, no activation) to 32 @1/1; side heads
+  Conv1x1 (no bias) ReLU give depth at 1/8, 1/4, 1/2, 1/1 (unbounded, not scaled by max_depth), which
+  join the 1/1 feature for Conv3x3 ReLU, Conv3x3 (both without bias) -> max_depth * sigmoid.
+- Optional (``radar_confidence``, the authors' ``--radar_confidence``): a radar-confidence map from
+  four sparse convs (ReLU) and Conv3x3 + sigmoid on the raw radar; the projected radar of scale s is
+  then weighted by the confidence average-pooled to that scale before the addition. Their published
+  nuScenes test configuration leaves it off, the default here.
 
-Parameters: 12,645,297 here vs 12,645,228 in the reference; encoders, projections and fusion
-match exactly, the decoder is 69 over (the block sequence inside each decoder stage and which
-final convs carry biases are inferred from the channel lists; see LiRCDepthDecoder).
+Parameters: 12,645,228, the reference's exactly (12,659,580 + 92 fixed window-count kernel values,
+buffers here, = the reference's 12,659,672 with the radar-confidence module).
 
 Forward contract as the student's (see student.py); taps at 1/16 (Hp = 32 ceil(H/32)):
     image (B, 256, Hp/16, Wp/16) projected image feature; radar (B, 512, Hp/16, Wp/16) projected
     radar feature; decoder (B, 512, Hp/16, Wp/16) first decoder stage.
+features: decoder_1_16 ... decoder_1_1 and the side depths side_depth_1_8 ... side_depth_1_1 (metres,
+full padded resolution; the authors' depth[0..2] are the first three). With radar_confidence the
+output also has ``confidence`` (B, 1, H, W).
 """
 from __future__ import annotations
 
@@ -29,7 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import PAPER, RADAR_CHANNELS
-from .blocks import MobileNetV2Encoder, check_inputs, crop, pad_to_stride, scaled_sigmoid
+from .blocks import MobileNetV2Encoder, SparseConv, check_inputs, crop, pad_to_stride, scaled_sigmoid
 from .pretrained import load_torchvision_backbone
 from .registry import register
 
@@ -49,6 +58,7 @@ class LiRCDepthConfig:
     radar_channels_out: tuple = (64, 128, 128, 512, 512)
     decoder_channels: tuple = (512, 128, 128, 64, 32)   # 1/16, 1/8, 1/4, 1/2, 1/1
     expansion: int = 6                                   # inverted-residual expansion (MobileNetV2)
+    radar_confidence: bool = False                       # the authors' --radar_confidence module
 
     def __post_init__(self):
         for name in ('encoder_taps', 'image_channels', 'radar_channels_out', 'decoder_channels'):
@@ -110,11 +120,12 @@ class LiRCDepthDecoder(nn.Module):
         self.to8 = _stage(d16 + f4, (16,) * 7 + (d8,), expansion)
         self.to4 = _stage(d8 + f3, (32, 32, d4), expansion)
         self.to2 = _stage(d4 + f2, (32, d2), expansion)
-        self.to1 = nn.Sequential(nn.ConvTranspose2d(d2 + f1, d1, 3, 2, padding=1, output_padding=1),
-                                 nn.ReLU(inplace=True))
-        self.side = nn.ModuleList(nn.Sequential(nn.Conv2d(c, 1, 1), nn.ReLU(inplace=True)) for c in (d8, d4, d2, d1))
-        self.refine = nn.Sequential(nn.Conv2d(d1 + 4, d1, 3, padding=1), nn.ReLU(inplace=True),
-                                    nn.Conv2d(d1, 1, 3, padding=1))
+        # The authors' upconv1: no bias and no activation (its output feeds scale1 and conv1 as it is).
+        self.to1 = nn.Sequential(nn.ConvTranspose2d(d2 + f1, d1, 3, 2, padding=1, output_padding=1, bias=False))
+        self.side = nn.ModuleList(nn.Sequential(nn.Conv2d(c, 1, 1, bias=False), nn.ReLU(inplace=True))
+                                  for c in (d8, d4, d2, d1))
+        self.refine = nn.Sequential(nn.Conv2d(d1 + 4, d1, 3, padding=1, bias=False), nn.ReLU(inplace=True),
+                                    nn.Conv2d(d1, 1, 3, padding=1, bias=False))
 
     def forward(self, fused):
         f1, f2, f3, f4, f5 = fused
@@ -127,12 +138,30 @@ class LiRCDepthDecoder(nn.Module):
         sides = [F.interpolate(head(x), size=size, mode='nearest') for head, x in zip(self.side, (x8, x4, x2, x1))]
         logits = self.refine(torch.cat([x1] + sides, 1))
         return logits, {'decoder_1_16': x16, 'decoder_1_8': x8, 'decoder_1_4': x4, 'decoder_1_2': x2,
-                        'decoder_1_1': x1}
+                        'decoder_1_1': x1, 'side_depth_1_8': sides[0], 'side_depth_1_4': sides[1],
+                        'side_depth_1_2': sides[2], 'side_depth_1_1': sides[3]}
+
+
+class RadarConfidence(nn.Module):
+    """The authors' ConfModuleRad: sparse convs (ReLU; kernels 7, 5, 3, 3, all to 16 channels) on the raw
+    radar, valid pixels = radar depth > 0, then Conv3x3 (-> 1, no bias) and a sigmoid."""
+
+    def __init__(self, radar_channels: int, width: int = 16, kernels=(7, 5, 3, 3)):
+        super().__init__()
+        cins = (radar_channels,) + (width,) * (len(kernels) - 1)
+        self.sparse = nn.ModuleList(SparseConv(ci, width, k, activation='relu') for ci, k in zip(cins, kernels))
+        self.head = nn.Conv2d(width, 1, 3, padding=1, bias=False)
+
+    def forward(self, radar):
+        x, mask = radar, (radar[:, :1] > 0).to(radar.dtype)
+        for layer in self.sparse:
+            x, mask = layer(x, mask)
+        return torch.sigmoid(self.head(x))
 
 
 @register('lircdepth', LiRCDepthConfig)
 class LiRCDepth(nn.Module):
-    PARTS = {'image_encoder': ('image_encoder',), 'radar_encoder': ('radar_encoder',),
+    PARTS = {'image_encoder': ('image_encoder',), 'radar_encoder': ('radar_encoder', 'rad_conf'),
              'fusion': ('fusion',), 'decoder': ('decoder',)}
 
     def __init__(self, config: LiRCDepthConfig | None = None):
@@ -143,6 +172,7 @@ class LiRCDepth(nn.Module):
         self.radar_encoder = ProjectedEncoder(cfg.encoder_taps, cfg.radar_channels_out, stem)
         self.fusion = _projections(cfg.radar_channels_out, cfg.image_channels)
         self.decoder = LiRCDepthDecoder(cfg.image_channels, cfg.decoder_channels, cfg.expansion)
+        self.rad_conf = RadarConfidence(cfg.radar_channels) if cfg.radar_confidence else None
         if cfg.pretrained_backbone or cfg.pretrained_radar_backbone:
             if cfg.pretrained_backbone:
                 load_torchvision_backbone(self.image_encoder.encoder, cfg.pretrained_backbone,
@@ -151,14 +181,29 @@ class LiRCDepth(nn.Module):
                                       cfg.pretrained_radar_backbone or cfg.pretrained_backbone,
                                       'radar encoder (MobileNetV2)', allow_first_conv_mismatch=True)
 
+    @property
+    def REFERENCE_UNCOUNTED_PARAMS(self) -> int:   # upper case: the attribute summary.py reads
+        """The radar-confidence module's fixed window-count kernels: parameters in the authors' count,
+        buffers here (0 without the module)."""
+        return 0 if self.rad_conf is None else sum(s.sparsity.numel() for s in self.rad_conf.sparse)
+
     def forward(self, image: torch.Tensor, radar: torch.Tensor) -> dict:
         cfg = self.config
         check_inputs(image, radar, cfg.radar_channels)
         image, radar, size = pad_to_stride(image, radar)
         f_image = self.image_encoder(image)
         f_radar = self.radar_encoder(radar)
-        fused = [fi + proj(fr) for proj, fi, fr in zip(self.fusion, f_image, f_radar)]
+        if self.rad_conf is None:
+            confidence = None
+            fused = [fi + proj(fr) for proj, fi, fr in zip(self.fusion, f_image, f_radar)]
+        else:   # the projected radar at 1/2 ... 1/32, weighted by the confidence pooled to that scale
+            confidence = self.rad_conf(radar)
+            fused = [fi + proj(fr) * F.avg_pool2d(confidence, 2 ** (s + 1))
+                     for s, (proj, fi, fr) in enumerate(zip(self.fusion, f_image, f_radar))]
         logits, features = self.decoder(fused)
-        return {'depth': scaled_sigmoid(crop(logits, size), cfg.max_depth, cfg.min_depth),
-                'taps': {'image': f_image[3], 'radar': f_radar[3], 'decoder': features['decoder_1_16']},
-                'features': features}
+        out = {'depth': scaled_sigmoid(crop(logits, size), cfg.max_depth, cfg.min_depth),
+               'taps': {'image': f_image[3], 'radar': f_radar[3], 'decoder': features['decoder_1_16']},
+               'features': features}
+        if confidence is not None:
+            out['confidence'] = crop(confidence, size)
+        return out

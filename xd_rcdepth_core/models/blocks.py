@@ -1,6 +1,7 @@
 """Building blocks shared by the student, the teacher and the LiRCDepth baseline.
 
 - Input handling: shape checks, padding to the network stride, the depth head.
+- The mask-normalised sparse convolution of CaFNet's radar encoder and LiRCDepth's radar confidence.
 - Encoders: torchvision MobileNetV2 / ResNet bodies returning five feature maps (1/2 ... 1/32).
   The torchvision module is kept whole as ``.backbone`` (minus its classifier), so its state_dict
   keys are exactly torchvision's and ImageNet weights load by name (see checkpoint.py).
@@ -52,13 +53,20 @@ def crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return x[..., :size[0], :size[1]]
 
 
-def scaled_sigmoid(logits: torch.Tensor, max_depth: float, min_depth: float) -> torch.Tensor:
-    """depth = max_depth * sigmoid(logits), computed in fp32, floored at ``min_depth``.
+def at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in fp32 when it is half or bfloat16; fp32 and fp64 stay as they are."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
-    fp32 because under fp16 autocast sigmoid underflows to exactly 0 for logits below about -17,
-    and the floor keeps depth strictly positive (log-depth metrics and losses stay finite).
+
+def scaled_sigmoid(logits: torch.Tensor, max_depth: float, min_depth: float) -> torch.Tensor:
+    """depth = max_depth * sigmoid(logits), computed in at least fp32, floored at ``min_depth``.
+
+    At least fp32 because under fp16 autocast sigmoid underflows to exactly 0 for logits below about
+    -17 (a float64 model stays float64), and the floor keeps depth strictly positive (log-depth
+    metrics and losses stay finite). The floor is for returned depths only: a depth that feeds
+    further layers is ``max_depth * sigmoid`` unfloored, as in the authors' code (teacher.py).
     """
-    return (max_depth * torch.sigmoid(logits.float())).clamp_min(min_depth)
+    return (max_depth * torch.sigmoid(at_least_fp32(logits))).clamp_min(min_depth)
 
 
 def conv_bn_relu(cin: int, cout: int, kernel: int = 3, dilation: int = 1, groups: int = 1) -> nn.Sequential:
@@ -135,6 +143,51 @@ class ResNetEncoder(nn.Module):
         x3 = b.layer3(x2)
         x4 = b.layer4(x3)
         return [x0, x1, x2, x3, x4]
+
+
+# ----------------------------------------------------------------------------- sparse radar convolution
+
+class SparseConv(nn.Module):
+    """Mask-normalised ("sparse") convolution, as the CaFNet authors' ``SparseConv``: a conv over the
+    valid pixels only, divided by the number of valid pixels in its window, plus a bias, then an
+    activation; the mask grows by a max-pool of the kernel size.
+
+        y = act(conv(x * mask) / (conv(mask, K) + 1e-8) + bias),   mask <- maxpool_k(mask)
+
+    K is the window-count kernel, all ones. The authors store it (``sparsity.weight``, never trained),
+    so it is a buffer here: an imported file's values are used as they are (models/official.py).
+    An empty window gives conv = 0, hence y = act(bias), as with any other normaliser.
+
+    activation: 'elu' (CaFNet's stage-1 radar encoder) or 'relu' (LiRCDepth's radar-confidence module).
+    """
+
+    ACTIVATIONS = {'elu': F.elu, 'relu': F.relu}
+
+    def __init__(self, cin: int, cout: int, kernel: int, activation: str = 'elu'):
+        super().__init__()
+        if activation not in self.ACTIVATIONS:
+            raise ValueError(f'SparseConv activation must be one of {sorted(self.ACTIVATIONS)}, got {activation!r}')
+        self.kernel, self.activation = kernel, activation
+        self.conv = nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False)
+        self.bias = nn.Parameter(torch.zeros(cout))
+        self.register_buffer('sparsity', torch.ones(1, 1, kernel, kernel))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints written before the kernel was stored: it was implicitly all ones.
+        if prefix + 'conv.weight' in state_dict:
+            state_dict.setdefault(prefix + 'sparsity', torch.ones_like(self.sparsity))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, x, mask):
+        k = self.kernel
+        y = self.conv(x * mask)
+        count = F.conv2d(mask, self.sparsity.to(mask.dtype), padding=k // 2)
+        # In at least fp32: under fp16 autocast 1e-8 would vanish and an empty window give 0 / 0. A division
+        # where the authors multiply by 1 / (count + 1e-8): one rounding apart, and no ONNX Reciprocal
+        # (outside the TensorRT operator list export.py checks against).
+        ct = torch.promote_types(y.dtype, torch.float32)
+        y = y.to(ct) / (count.to(ct) + 1e-8) + self.bias.to(ct).view(1, -1, 1, 1)
+        return self.ACTIVATIONS[self.activation](y).to(x.dtype), F.max_pool2d(mask, k, 1, k // 2)
 
 
 # ----------------------------------------------------------------------------- fusion (student)

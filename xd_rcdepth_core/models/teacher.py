@@ -1,4 +1,5 @@
-"""The teacher: CaFNet (Sun et al.), re-implemented from the architecture facts in docs/reference.md 3.1.
+"""The teacher: CaFNet (Sun et al.), re-implemented from the architecture facts in docs/reference.md 3.1,
+layer for layer the authors' network, so their published weights load (models/official.py).
 
 Pipeline (channels at 1/2, 1/4, 1/8, 1/16, 1/32 are 64, 64, 128, 256, 512 for every ResNet):
 1. Image encoder: ResNet-34.
@@ -11,17 +12,26 @@ Pipeline (channels at 1/2, 1/4, 1/8, 1/16, 1/32 are 64, 64, 128, 256, 512 for ev
    at 1/32, 1/16, 1/8, 1/4, 1/2; dense ASPP at 1/8 (rates 3, 6, 12, 18, 24); local planar guidance
    (LPG) at 1/8, 1/4, 1/2; depth = max_depth * sigmoid.
 
-Parameters: 60,709,594 in this module (every parameter counted). The reference's 62,248,686
+Parameters: 60,709,594 in this module (every trained parameter counted). The reference's 62,248,686
 additionally holds three ImageNet fc heads it never uses (one ResNet-34, two ResNet-18: 3 x
-513,000 = 1,539,000) and a fixed all-ones 'sparsity' kernel per sparse conv (92 weights, stored as
-parameters there). We drop both: the heads are dead weight, and the window count of valid pixels
-is an average pool here. 60,709,594 + 1,539,000 = 62,248,594 is the reference-comparable count
-(reference minus our count = the 92 fixed kernel weights; component counts match docs/reference.md 3.1).
+513,000 = 1,539,000), which we drop as dead weight, and the fixed all-ones window-count kernel of
+each sparse conv (7x7 + 5x5 + 3x3 + 3x3 = 92 values, parameters with requires_grad False there),
+which is a buffer here (blocks.SparseConv.sparsity). 60,709,594 + 1,539,000 + 92 = 62,248,686 is
+the reference-comparable count, exactly the reference's (component counts: docs/reference.md 3.1).
+
+Details that follow the authors' code (harborsarah/CaFNet, models/bts.py, models/radar.py):
+- 14 decoder BatchNorms use eps 1.1e-5 (stage-1 decoder bn5..bn1; BTS bn5, bn4, bn4_2, bn3, bn2; the
+  leading BN of the dense ASPP branches 6..24); the ResNets and the other BNs keep 1e-5. (Their BN
+  momentum of 0.01 on these is not copied: it only changes running-statistics updates in training.)
+- The stage-2 radar input is [1{conf > 0.4} * max_depth * sigmoid, radar]: the min_depth floor applies
+  to the returned depths only, never to a depth that feeds further layers.
+- Local planar guidance re-normalises the plane normal and divides without a floor (see
+  LocalPlanarGuidance).
 
 Forward: ``forward(image, radar) -> dict`` with
     depth          (B, 1, H, W) metres, max_depth * sigmoid, floored at min_depth
     confidence     (B, 1, H, W) radar confidence in (0, 1) (stage 1)
-    coarse_depth   (B, 1, H, W) stage-1 coarse depth, metres
+    coarse_depth   (B, 1, H, W) stage-1 coarse depth, metres, floored at min_depth
     taps           X-KD layers at 1/16 (Hp = 32 ceil(H/32), Wp likewise):
                    image (B, 256, Hp/16, Wp/16) ResNet-34 layer3; radar (B, 256, Hp/16, Wp/16)
                    stage-2 ResNet-18 layer3; decoder (B, 512, Hp/16, Wp/16) iconv5 after CaGF
@@ -42,12 +52,28 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..config import PAPER, RADAR_CHANNELS
-from .blocks import ConfidenceGatedFusion, ResNetEncoder, check_inputs, crop, pad_to_stride, scaled_sigmoid, upsample2
+from .blocks import (
+    ConfidenceGatedFusion,
+    ResNetEncoder,
+    SparseConv,
+    at_least_fp32,
+    check_inputs,
+    crop,
+    pad_to_stride,
+    scaled_sigmoid,
+    upsample2,
+)
 from .pretrained import load_torchvision_backbone
 from .registry import register
 
 # Unused ImageNet fc heads in the reference count (docs/reference.md 3.1): 3 x (512 x 1000 + 1000).
 REFERENCE_UNUSED_FC_PARAMS = 3 * 513_000
+# The authors' BatchNorm eps in their own decoder layers (torchvision's ResNets keep 1e-5).
+AUTHORS_BN_EPS = 1.1e-5
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=AUTHORS_BN_EPS)
 
 
 @dataclass
@@ -82,26 +108,8 @@ class TeacherConfig:
 
 # ----------------------------------------------------------------------------- radar stage 1
 
-class SparseConv(nn.Module):
-    """Mask-normalised convolution: conv over valid pixels only, divided by how many valid pixels
-    the window held, plus a bias; the mask then grows by a max-pool of the kernel size."""
-
-    def __init__(self, cin: int, cout: int, kernel: int):
-        super().__init__()
-        self.kernel = kernel
-        self.conv = nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False)
-        self.bias = nn.Parameter(torch.zeros(cout))
-
-    def forward(self, x, mask):
-        k = self.kernel
-        count = F.avg_pool2d(mask, k, 1, k // 2, count_include_pad=True) * (k * k)
-        # count is 0 only where the whole window is empty, and then the conv is 0 too.
-        x = self.conv(x * mask) / count.clamp_min(1.0) + self.bias.view(1, -1, 1, 1)
-        return F.elu(x), F.max_pool2d(mask, k, 1, k // 2)
-
-
 class SparseRadarEncoder(nn.Module):
-    """Sparse convs to 3 channels, then a ResNet; valid pixels = radar depth > 0."""
+    """Sparse convs (ELU; blocks.SparseConv) to 3 channels, then a ResNet; valid pixels = radar depth > 0."""
 
     def __init__(self, radar_channels, kernels, channels, depth):
         super().__init__()
@@ -138,7 +146,7 @@ class CoarseDepthDecoder(nn.Module):
         cin = image_channels[4] + radar_channels[4]
         for s in (4, 3, 2, 1, 0):                    # output at 1/16, 1/8, 1/4, 1/2, 1/1
             stages.append(nn.ModuleDict({
-                'up': UpConv(cin, widths[s]), 'bn': nn.BatchNorm2d(widths[s]),
+                'up': UpConv(cin, widths[s]), 'bn': _bn(widths[s]),
                 'conv': nn.Sequential(nn.Conv2d(widths[s], widths[s], 3, padding=1, bias=False), nn.ELU())}))
             if s > 0:
                 cin = widths[s] + image_channels[s - 1] + radar_channels[s - 1]
@@ -175,7 +183,11 @@ class PlaneReduction(nn.Sequential):
 class LocalPlanarGuidance(nn.Module):
     """Each coarse pixel predicts a plane (unit normal from theta <= pi/3, phi <= 2 pi, distance <=
     max_depth); the plane is evaluated at the ratio x ratio sub-pixels it covers, giving depth at
-    full resolution: depth = dist / (n1 u + n2 v + n3), (u, v) the sub-pixel offsets in [-0.5, 0.5)."""
+    full resolution: depth = dist / (n1 u + n2 v + n3), (u, v) the sub-pixel offsets in [-0.5, 0.5).
+
+    As the authors: the normal is re-normalised (a no-op up to rounding) and the denominator is not
+    floored. n3 >= 0.5, but |n1 u + n2 v| can reach ~0.54 at a corner sub-pixel when theta is near
+    pi/3, so at such extreme planes the depth is huge or negative, as in their network."""
 
     def __init__(self, ratio: int, max_depth: float):
         super().__init__()
@@ -185,16 +197,16 @@ class LocalPlanarGuidance(nn.Module):
         theta = torch.sigmoid(params[:, 0:1]) * (math.pi / 3)
         phi = torch.sigmoid(params[:, 1:2]) * (2 * math.pi)
         dist = torch.sigmoid(params[:, 2:3]) * self.max_depth
-        n1, n2, n3 = torch.sin(theta) * torch.cos(phi), torch.sin(theta) * torch.sin(phi), torch.cos(theta)
+        normal = F.normalize(torch.cat([torch.sin(theta) * torch.cos(phi), torch.sin(theta) * torch.sin(phi),
+                                        torch.cos(theta)], 1), 2, 1)
         r = self.ratio
-        n1, n2, n3, dist = (t.repeat_interleave(r, 2).repeat_interleave(r, 3) for t in (n1, n2, n3, dist))
+        normal, dist = (t.repeat_interleave(r, 2).repeat_interleave(r, 3) for t in (normal, dist))
+        n1, n2, n3 = normal[:, 0:1], normal[:, 1:2], normal[:, 2:3]
         offsets = (torch.arange(r, device=params.device, dtype=params.dtype) - (r - 1) / 2) / r
         h, w = n1.shape[-2:]
         u = offsets.repeat(w // r).view(1, 1, 1, w)
         v = offsets.repeat(h // r).view(1, 1, h, 1)
-        # n3 >= 0.5 while |n1 u + n2 v| can reach ~0.54 at a corner for theta near pi/3: the floor
-        # keeps that corner case from dividing by zero.
-        return dist / (n1 * u + n2 * v + n3).clamp_min(1e-2)
+        return dist / (n1 * u + n2 * v + n3)
 
 
 class DenseASPP(nn.Module):
@@ -208,7 +220,7 @@ class DenseASPP(nn.Module):
         branches = []
         for k, rate in enumerate(rates):
             cin = feature_channels if k == 0 else concat_channels + k * growth
-            layers = [] if k == 0 else [nn.BatchNorm2d(cin)]
+            layers = [] if k == 0 else [_bn(cin)]
             layers += [nn.ReLU(), nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(),
                        nn.Conv2d(mid, growth, 3, padding=rate, dilation=rate, bias=False)]
             branches.append(nn.Sequential(*layers))
@@ -238,16 +250,16 @@ class GatedBTSDecoder(nn.Module):
             '1_32': ConfidenceGatedFusion(r5, i5, 32), '1_16': ConfidenceGatedFusion(r4, nf, 16),
             '1_8': ConfidenceGatedFusion(r3, nf // 4, 8), '1_4': ConfidenceGatedFusion(r2, nf // 4, 4),
             '1_2': ConfidenceGatedFusion(r1, nf // 8, 2)})
-        self.up5, self.bn5, self.conv5 = UpConv(i5, nf), nn.BatchNorm2d(nf), _conv_elu(nf + i4, nf)
-        self.up4, self.bn4 = UpConv(nf, nf // 2), nn.BatchNorm2d(nf // 2)
-        self.conv4, self.bn4_2 = _conv_elu(nf // 2 + i3, nf // 2), nn.BatchNorm2d(nf // 2)
+        self.up5, self.bn5, self.conv5 = UpConv(i5, nf), _bn(nf), _conv_elu(nf + i4, nf)
+        self.up4, self.bn4 = UpConv(nf, nf // 2), _bn(nf // 2)
+        self.conv4, self.bn4_2 = _conv_elu(nf // 2 + i3, nf // 2), _bn(nf // 2)
         self.daspp = DenseASPP(nf // 2, nf // 2 + i3, nf, daspp_rates)
         self.reduc8 = PlaneReduction(nf // 4, nf // 4)
         # + 1 input channel: the coarser LPG depth, downsampled to this scale
-        self.up3, self.bn3 = UpConv(nf // 4, nf // 4), nn.BatchNorm2d(nf // 4)
+        self.up3, self.bn3 = UpConv(nf // 4, nf // 4), _bn(nf // 4)
         self.conv3 = _conv_elu(nf // 4 + i2 + 1, nf // 4)
         self.reduc4 = PlaneReduction(nf // 4, nf // 8)
-        self.up2, self.bn2 = UpConv(nf // 4, nf // 8), nn.BatchNorm2d(nf // 8)
+        self.up2, self.bn2 = UpConv(nf // 4, nf // 8), _bn(nf // 8)
         self.conv2 = _conv_elu(nf // 8 + i1 + 1, nf // 8)
         self.reduc2 = PlaneReduction(nf // 8, nf // 16)
         self.up1 = UpConv(nf // 8, nf // 16)
@@ -301,8 +313,6 @@ class Stage2RadarEncoder(nn.Module):
 
 @register('cafnet', TeacherConfig)
 class CaFNet(nn.Module):
-    # Parameters the authors' count includes that this model does not hold (see the module docstring).
-    REFERENCE_UNCOUNTED_PARAMS = REFERENCE_UNUSED_FC_PARAMS
     PARTS = {'image_encoder': ('image_encoder',), 'radar_encoder_stage1': ('radar_encoder1',),
              'radar_decoder_stage1': ('radar_decoder',), 'radar_encoder_stage2': ('radar_encoder2',),
              'fusion': ('decoder.gates',), 'daspp': ('decoder.daspp',), 'decoder': ('decoder',)}
@@ -321,6 +331,12 @@ class CaFNet(nn.Module):
         if config.pretrained_backbone or config.pretrained_radar_backbone:
             self._load_pretrained()
 
+    @property
+    def REFERENCE_UNCOUNTED_PARAMS(self) -> int:   # upper case: the attribute summary.py reads
+        """Values the authors' parameter count includes that are not parameters here: the unused fc
+        heads (dropped) and the sparse convs' fixed window-count kernels (buffers here)."""
+        return REFERENCE_UNUSED_FC_PARAMS + sum(s.sparsity.numel() for s in self.radar_encoder1.sparse)
+
     def _load_pretrained(self):
         cfg = self.config
         if cfg.pretrained_backbone:
@@ -338,11 +354,12 @@ class CaFNet(nn.Module):
         image, radar, size = pad_to_stride(image, radar)
         f_image = self.image_encoder(image)
         logits = self.radar_decoder(f_image, self.radar_encoder1(radar))
-        coarse = scaled_sigmoid(logits[:, 0:1], cfg.max_depth, cfg.min_depth)
-        confidence = torch.sigmoid(logits[:, 1:2].float())
+        coarse_raw = cfg.max_depth * torch.sigmoid(at_least_fp32(logits[:, 0:1]))   # unfloored, as the authors
+        coarse = coarse_raw.clamp_min(cfg.min_depth)                                  # the returned depth
+        confidence = torch.sigmoid(at_least_fp32(logits[:, 1:2]))
         # The threshold is a hard gate: gradients reach stage 1 through the coarse depth only.
-        gate = (confidence > cfg.confidence_threshold).to(coarse.dtype)
-        f_radar = self.radar_encoder2(torch.cat([gate * coarse, radar], dim=1))
+        gate = (confidence > cfg.confidence_threshold).to(coarse_raw.dtype)
+        f_radar = self.radar_encoder2(torch.cat([(gate * coarse_raw).to(radar.dtype), radar], dim=1))
         depth_logits, features = self.decoder(f_image, f_radar, confidence)
         return {'depth': scaled_sigmoid(crop(depth_logits, size), cfg.max_depth, cfg.min_depth),
                 'confidence': crop(confidence, size), 'coarse_depth': crop(coarse, size),
