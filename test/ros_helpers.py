@@ -126,3 +126,81 @@ class Harness:
         self.node.destroy_node()
         self.peer.destroy_node()
         self.executor.shutdown()
+
+
+class Streams:
+    """A live camera (Image + CameraInfo) at cam_hz and radar at radar_hz into a Harness, stamped on a
+    timeline that follows wall time from `t0` (as live sensors are), spinning the executor between
+    messages. The faults tests switch topics off and on, restart publishers and move the timeline.
+
+        s = Streams(h, frames, t0=100.0)
+        s.run(2.0)                        # both topics for 2 s of wall time
+        s.run(3.0, radar=False)           # the radar stops
+        s.jump(to=100.0)                  # the timeline goes back (a looping bag); /clock follows with clock=True
+    """
+
+    def __init__(self, harness, frames, t0: float, cam_hz: float = 12.0, radar_hz: float = 13.0,
+                 radar_offset: float = 0.021, clock: bool = False):
+        from builtin_interfaces.msg import Time  # noqa: F401  (fails early without ROS)
+        self.h, self.cam_hz, self.radar_hz, self.radar_offset = harness, cam_hz, radar_hz, radar_offset
+        self.msgs = [frame_messages(f, t0) for f in frames]
+        self.sent_images = []            # stamps of every image published
+        self.base = t0                   # timeline = base + (wall - wall_base)
+        self.wall_base = time.monotonic()
+        self.next_image = self.next_radar = None
+        self.clock_pub = None
+        if clock:
+            from rclpy.qos import QoSProfile
+            from rosgraph_msgs.msg import Clock
+            self.clock_pub = harness.peer.create_publisher(Clock, '/clock', QoSProfile(depth=10))
+        self._k = 0
+
+    def now(self) -> float:
+        return self.base + time.monotonic() - self.wall_base
+
+    def jump(self, to: float) -> None:
+        """Move the timeline to `to` now (backwards: a bag loop restarting)."""
+        self.base, self.wall_base = to, time.monotonic()
+        self.next_image = self.next_radar = None
+
+    def _publish_clock(self, t: float) -> None:
+        if self.clock_pub is not None:
+            from rosgraph_msgs.msg import Clock
+            self.clock_pub.publish(Clock(clock=stamp_msg(t)))
+
+    def run(self, seconds: float, camera: bool = True, radar: bool = True, image_hz: float | None = None,
+            until=None) -> bool:
+        """Publish for `seconds` of wall time (or until `until()` is true: then True)."""
+        end = time.monotonic() + seconds
+        image_period = 1.0 / (image_hz or self.cam_hz)
+        now = self.now()
+        if self.next_image is None or not camera:
+            self.next_image = now
+        if self.next_radar is None or not radar:
+            self.next_radar = now + self.radar_offset
+        while time.monotonic() < end:
+            if until is not None and until():
+                return True
+            now = self.now()
+            self._publish_clock(now)
+            while camera and self.next_image <= now:
+                image, info, _ = self.msgs[self._k % len(self.msgs)]
+                self._k += 1
+                image.header.stamp = info.header.stamp = stamp_msg(self.next_image)
+                self.h.pub_info.publish(info)
+                self.h.pub_image.publish(image)
+                self.sent_images.append(self.next_image)
+                self.next_image += image_period
+            while radar and self.next_radar <= now:
+                radar_msg = self.msgs[self._k % len(self.msgs)][2]
+                radar_msg.header.stamp = stamp_msg(self.next_radar)
+                self.h.pub_radar.publish(radar_msg)
+                self.next_radar += 1.0 / self.radar_hz
+            due = min([t for t, on in ((self.next_image, camera), (self.next_radar, radar)) if on] + [now + 0.05])
+            self.h.executor.spin_once(timeout_sec=max(0.0, min(0.01, due - self.now())))
+        return until is not None and until()
+
+
+def depth_stamps(h) -> list:
+    """Header stamps (s) of the depth images the harness received."""
+    return [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in h.depth]

@@ -357,6 +357,34 @@ def test_health_errors_when_images_arrive_but_nothing_is_published():
     assert level == DiagnosticStatus.WARN and message.startswith('no image for')
 
 
+def test_health_names_a_missing_input_and_a_returned_one_is_no_error():
+    from diagnostic_msgs.msg import DiagnosticStatus
+    stats = NodeStats()
+    stats.arrived('image')
+    stats.arrived('radar')
+    stats.count('published')
+    assert health(stats, True, stall_s=1.0, missing_s=0.1)[0] == DiagnosticStatus.OK
+    end = time.monotonic() + 1.2
+    while time.monotonic() < end:                     # images go on, the radar has stopped
+        time.sleep(0.15)
+        stats.arrived('image')
+        level, message = health(stats, True, stall_s=1.0, missing_s=0.1)
+        assert level == DiagnosticStatus.WARN and message.startswith('no radar for'), message
+    stats.arrived('radar')                            # back; no depth for more than stall_s, but not a fault
+    level, message = health(stats, True, stall_s=1.0, missing_s=0.1)
+    assert level == DiagnosticStatus.WARN and 'inputs are back' in message, message
+    stats.count('published')
+    assert health(stats, True, stall_s=1.0, missing_s=0.1)[0] == DiagnosticStatus.OK
+    camera = NodeStats()                              # a camera driver restarting: radar goes on
+    camera.arrived('image')
+    camera.arrived('radar')
+    camera.count('published')
+    time.sleep(0.15)
+    camera.arrived('radar')
+    level, message = health(camera, True, stall_s=1.0, missing_s=0.1)
+    assert level == DiagnosticStatus.WARN and 'no image for' in message and 'radar arrives' in message, message
+
+
 def test_saliency_is_rate_limited(ros, checkpoint, frames):
     h = Harness(checkpoint, frames[0].T_camera_radar, name=unique('xd_rcdepth_salrate'),
                 **{'saliency.max_rate': 1.0})
@@ -658,3 +686,60 @@ def test_launch_file_runs_when_launch_ros_is_installed():
     pytest.importorskip('launch_ros', reason='launch_ros is not installable from PyPI; runs on a full ROS 2 install')
     from launch import LaunchDescription
     assert isinstance(_launch_module().generate_launch_description(), LaunchDescription)
+
+
+def test_the_first_frame_is_not_lost_when_its_camera_info_lands_after_it(ros, checkpoint, frames):
+    """CameraInfo travels on its own topic: the node can handle an image before the CameraInfo published
+    with it. The image waits for its own (matched by stamp) instead of being dropped or paired with an
+    older one -- the very first frame included, which has no older one."""
+    h = Harness(checkpoint, frames[0].T_camera_radar, name=unique('xd_rcdepth_first'))
+    try:
+        h.start()
+        node = h.node
+        node.IDLE_FLUSH_S = 30.0                               # (a loaded host's pauses are not the point here)
+        for i, frame in enumerate(frames[:2]):
+            stamp = 700.0 + i / 12
+            image, info, radar = frame_messages(frame, stamp)
+            info.k[0] += i                                     # each frame's own calibration, told apart
+            h.pub_radar.publish(radar)                         # radar at the image stamp: pairing is final
+            assert spin_until(h.executor, lambda: node.pairer.stats.radar_in > i)
+            h.pub_image.publish(image)
+            assert spin_until(h.executor, lambda: node.pairer.stats.images_in > i)
+            assert node.pairer.stats.pending_images == 1        # waiting for its CameraInfo
+            h.pub_info.publish(info)
+            assert spin_until(h.executor, lambda: len(h.depth_info) > i), f'frame {i} lost'
+            assert h.depth_info[i].k[0] == info.k[0]             # its own CameraInfo
+        assert node.stats.bad.get('no_camera_info', 0) == 0
+        assert node.pairer.stats.camera_info_fallback == 0
+    finally:
+        h.close()
+
+
+def test_a_latched_camera_info_serves_every_frame_and_is_said_once(ros, checkpoint, frames, capfd):
+    h = Harness(checkpoint, frames[0].T_camera_radar, name=unique('xd_rcdepth_latched'))
+    try:
+        h.start()
+        h.node.IDLE_FLUSH_S = 30.0                             # no idle flush: the pairing alone must settle
+        info = frame_messages(frames[0], 799.0)[1]             # published once, long before the images
+        h.pub_info.publish(info)
+        assert spin_until(h.executor, lambda: h.node.pairer.stats.camera_info_in == 1)
+        for i in range(6):
+            image, _, radar = frame_messages(frames[i % len(frames)], 800.0 + i / 12)
+            h.pub_radar.publish(radar)
+            assert spin_until(h.executor, lambda: h.node.pairer.stats.radar_in > i)
+            h.pub_image.publish(image)
+            assert spin_until(h.executor, lambda: h.node.pairer.stats.images_in > i)
+            if i < 2:   # the first two wait: a latched CameraInfo looks like a late one at first
+                assert h.node.pairer.stats.pending_images == i + 1
+            else:       # then nobody waits: each image is paired on arrival and served
+                assert h.node.pairer.stats.pending_images == 0
+                assert spin_until(h.executor, lambda: len(h.depth) >= i - 1), f'frame {i} not served'
+        assert spin_until(h.executor, lambda: len(h.depth_info) >= 4)
+        p = h.node.pairer.stats
+        assert p.camera_info_fallback == p.paired == 6 and p.dropped_stale == 2
+        assert [m.header.stamp.nanosec for m in h.depth_info] == [frame_messages(frames[0], 800.0 + i / 12)[0]
+                                                                  .header.stamp.nanosec for i in range(2, 6)]
+        err = capfd.readouterr().err
+        assert err.count('using the newest CameraInfo') == 1, err[-3000:]
+    finally:
+        h.close()

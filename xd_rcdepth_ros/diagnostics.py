@@ -14,6 +14,9 @@ import numpy as np
 # Images arriving this long without a depth published (or no image for this long) is a fault, not a
 # start-up transient: a radar topic that died, stamps that never pair, every message malformed.
 STALL_S = 5.0
+# One input silent this much longer than the other (or radar never heard while images arrive this long):
+# that input is missing (a dead topic, a driver restarting). A 13 Hz radar skipping a sweep is not.
+MISSING_S = 1.0
 
 
 class NodeStats:
@@ -34,6 +37,11 @@ class NodeStats:
         now = time.monotonic()
         self._first.setdefault(key, now)
         self._last[key] = now
+
+    def mark(self, key: str) -> None:
+        """Record that `key` happened now (since_last / since_first), without counting it."""
+        with self._lock:
+            self._event(key)
 
     def count(self, key: str, n: int = 1) -> None:
         with self._lock:
@@ -115,13 +123,41 @@ class WarnThrottle:
             return True
 
 
-def health(stats: NodeStats, model_loaded: bool, stall_s: float = STALL_S) -> tuple:
+def level_name(level) -> str:
+    """'OK', 'WARN', 'ERROR' or 'STALE' of a DiagnosticStatus level (bytes in rclpy, or an int)."""
+    value = level[0] if isinstance(level, (bytes, bytearray)) else int(level)
+    return {0: 'OK', 1: 'WARN', 2: 'ERROR', 3: 'STALE'}.get(value, str(value))
+
+
+def missing_input(stats: NodeStats, missing_s: float = MISSING_S, stall_s: float = STALL_S) -> tuple | None:
+    """(input, seconds, message) of an input that is missing while the other arrives, else None:
+    images silent for stall_s, or missing_s longer than the radar (a camera driver restarting); radar
+    silent missing_s longer than the images, or never heard while images arrived for missing_s."""
+    image_age, images_for = stats.since_last('image_in'), stats.since_first('image_in')
+    radar_age = stats.since_last('radar_in')
+    if image_age is None:
+        return None
+    if image_age > stall_s:
+        return 'image', image_age, f'no image for {image_age:.1f} s'
+    if radar_age is not None and image_age > radar_age + missing_s:
+        return 'image', image_age, f'no image for {image_age:.1f} s while radar arrives (camera driver down?)'
+    if radar_age is None and images_for > missing_s:
+        return 'radar', images_for, ('no radar received yet while images arrive: images are not paired, no '
+                                     'depth until it comes (check ~/input/radar_points)')
+    if radar_age is not None and radar_age > image_age + missing_s:
+        return 'radar', radar_age, (f'no radar for {radar_age:.1f} s while images arrive: images are not '
+                                    'paired, no depth until it returns (check ~/input/radar_points)')
+    return None
+
+
+def health(stats: NodeStats, model_loaded: bool, stall_s: float = STALL_S, missing_s: float = MISSING_S) -> tuple:
     """(level, message) of the node, from the worst condition down:
 
-    ERROR  the model is not loaded (node not active), or images have arrived for stall_s and more but
-           no depth was published in the last stall_s (radar never pairs, every frame bad ...).
-    WARN   no image yet or none for stall_s; images arrive but no depth yet; or bad messages / images
-           without radar since the previous report.
+    ERROR  the model is not loaded (node not active), or images and radar have arrived for stall_s and
+           more but no depth was published in the last stall_s (stamps never pair, every frame bad ...).
+    WARN   no image yet; an input missing (missing_input: no image for stall_s, or either topic silent
+           while the other arrives); images arrive but no depth yet (start-up, or an input just came
+           back); or bad messages / images without radar since the previous report.
     OK     publishing depth.
     """
     from diagnostic_msgs.msg import DiagnosticStatus
@@ -132,9 +168,14 @@ def health(stats: NodeStats, model_loaded: bool, stall_s: float = STALL_S) -> tu
     published_age = stats.since_last('published')
     if image_age is None:
         return DiagnosticStatus.WARN, 'no image received yet'
-    if image_age > stall_s:
-        return DiagnosticStatus.WARN, f'no image for {image_age:.1f} s'
+    missing = missing_input(stats, missing_s, stall_s)
+    if missing is not None:
+        stats.mark(f'{missing[0]}_missing')
+        return DiagnosticStatus.WARN, missing[2]
     if published_age is None or published_age > stall_s:
+        back = [t for t in (stats.since_last('image_missing'), stats.since_last('radar_missing')) if t is not None]
+        if back and min(back) <= stall_s:   # an input came back: depth is due any moment, not a fault yet
+            return DiagnosticStatus.WARN, 'inputs are back; no depth published yet'
         if images_for > stall_s:
             return DiagnosticStatus.ERROR, (f'images arrive but no depth published for {stall_s:.0f} s '
                                             '(see unpaired_no_radar and bad_* counts)')
@@ -157,6 +198,9 @@ def diagnostic_array(node_name: str, stats: NodeStats, device: str, stamp, hardw
         'radar_rate_hz': f"{stats.rate('radar'):.2f}",
         'camera_info_rate_hz': f"{stats.rate('camera_info'):.2f}",
     }
+    for topic in ('image', 'radar', 'camera_info'):   # seconds since the last message ('' = never)
+        age = stats.since_last(f'{topic}_in')
+        values[f'{topic}_age_s'] = '' if age is None else f'{age:.2f}'
     for key in sorted(counts):
         values[key] = str(counts[key])
     for reason in sorted(bad):

@@ -42,7 +42,7 @@ from xd_rcdepth_core.models.checkpoint import read_checkpoint
 from xd_rcdepth_core.pipeline import DepthEstimator
 
 from . import convert, topics
-from .diagnostics import NodeStats, WarnThrottle, diagnostic_array
+from .diagnostics import NodeStats, WarnThrottle, diagnostic_array, level_name
 from .extrinsics import StaticExtrinsics, make_extrinsics
 from .params import BY_NAME, ParameterError, check_compute, coerce_floats, declare_all, float_problem, read_settings
 from .resources import apply_fastdds_profile
@@ -51,6 +51,10 @@ from .to_frame import FrameDropped, messages_to_frame
 
 # An image waiting this long (wall time) with no new input is settled (end of a bag, dead radar).
 IDLE_FLUSH_S = 0.5
+# Pairer counters copied into /diagnostics (with the node's own): every image in is one of paired (then
+# published, dropped_stale, bad_* or dropped_inactive), unpaired_*, out_of_order_images or pending_images.
+PAIRER_COUNTS = ('paired', 'unpaired_no_radar', 'unpaired_no_camera_info', 'camera_info_fallback', 'dropped_stale',
+                 'time_jumps', 'out_of_order_images', 'out_of_order_radar', 'stale_timeline', 'pending_images')
 
 
 def sensor_qos() -> QoSProfile:
@@ -77,6 +81,7 @@ def describe_qos(q: QoSProfile) -> str:
 class DepthNode(LifecycleNode):
     # Longest wait at deactivate for the frame in flight; past it the worker releases the model itself.
     WORKER_JOIN_TIMEOUT_S = 5.0
+    IDLE_FLUSH_S = IDLE_FLUSH_S
 
     def __init__(self, node_name: str = 'xd_rcdepth', **kwargs):
         super().__init__(node_name, **kwargs)
@@ -98,6 +103,9 @@ class DepthNode(LifecycleNode):
         self._last_saliency = 0.0
         self._warned_missing = set()
         self._last_unpaired = 0
+        self._said_info_fallback = False   # the one log line about a latched / slower CameraInfo
+        self._last_level = None            # /diagnostics level last published (state changes are logged)
+        self._last_input = time.monotonic()   # when the last input message arrived (the idle flush)
         self._device = None
         self._hardware_id = ''
         self._tf_static = None             # /tf_static publisher (publish_static_tf, tf2_msgs importable)
@@ -196,8 +204,10 @@ class DepthNode(LifecycleNode):
     # ------------------------------------------------------------------ wiring
     def _make_pairer(self, s) -> RadarImagePairer:
         try:
+            # CameraInfo by stamp: each image waits briefly for its own (another topic: it may land after
+            # the image), unless the driver latches one or publishes it slower (then the newest is used).
             return RadarImagePairer(tolerance=s.sync_tolerance, radar_sweeps=s.radar_sweeps,
-                                    wait_for_next_radar=s.wait_for_next_radar)
+                                    wait_for_next_radar=s.wait_for_next_radar, camera_info='match')
         except ValueError as exc:
             raise ParameterError(f"parameters 'sync_tolerance' / 'radar_sweeps': {exc}") from None
 
@@ -355,14 +365,17 @@ class DepthNode(LifecycleNode):
     # ------------------------------------------------------------------ callbacks: store only
     def _on_image(self, msg) -> None:
         self.stats.arrived('image')
-        self.pairer.add_image(stamp_to_seconds(msg.header.stamp), (msg, time.monotonic()))
+        self._last_input = now = time.monotonic()
+        self.pairer.add_image(stamp_to_seconds(msg.header.stamp), (msg, now))
 
     def _on_radar(self, msg) -> None:
         self.stats.arrived('radar')
+        self._last_input = time.monotonic()
         self.pairer.add_radar(stamp_to_seconds(msg.header.stamp), msg)
 
     def _on_camera_info(self, msg) -> None:
         self.stats.arrived('camera_info')
+        self._last_input = time.monotonic()
         self.pairer.add_camera_info(stamp_to_seconds(msg.header.stamp), msg)
 
     # ------------------------------------------------------------------ inference worker
@@ -370,15 +383,15 @@ class DepthNode(LifecycleNode):
         """One activation's worker; it owns `estimator` and releases it after its last frame, so a
         deactivate that times out never frees the model under a running inference."""
         try:
-            idle_since = time.monotonic()
             while not stop.is_set():
                 pair = pairer.wait_for_pair(timeout=0.1)
                 if pair is None:
-                    if time.monotonic() - idle_since > IDLE_FLUSH_S and pairer.stats.pending_images:
+                    # Images still waiting with no input for IDLE_FLUSH_S (the end of a bag, a topic that
+                    # stopped): settle them. Idle since the last *input*, not the last pair: after a gap
+                    # (radar back, camera restarted) the first image may wait its usual while.
+                    if time.monotonic() - self._last_input > self.IDLE_FLUSH_S and pairer.stats.pending_images:
                         pairer.flush()
-                        idle_since = time.monotonic()
                     continue
-                idle_since = time.monotonic()
                 try:
                     self._process(pair, estimator, stop)
                 except Exception as exc:  # keep serving: one bad frame must not kill the node
@@ -397,7 +410,14 @@ class DepthNode(LifecycleNode):
     def _process(self, pair, estimator, stop: threading.Event) -> None:
         s = self.settings
         if s is None:
+            self.stats.count('dropped_inactive')   # cleaned up meanwhile
             return
+        if pair.camera_info_fallback and not self._said_info_fallback:
+            self._said_info_fallback = True
+            self.get_logger().warning(
+                f'no CameraInfo stamped within sync_tolerance {s.sync_tolerance} s of the image (the driver '
+                'latches one, or publishes it at another rate or stamp): using the newest CameraInfo for such '
+                'images (said once; counted as camera_info_fallback in /diagnostics)')
         image_msg, received = pair.image.msg
         header = image_msg.header
         radar_msgs = [sweep.msg for sweep in pair.sweeps]
@@ -425,6 +445,7 @@ class DepthNode(LifecycleNode):
         if stats.non_finite:
             self._bad('radar_non_finite_points', f'{stats.non_finite} radar points with NaN/inf dropped')
         if stop.is_set():   # deactivated meanwhile: the publishers are (being) deactivated
+            self.stats.count('dropped_inactive')
             return
         self._publish(header, rgb, pair.camera_info.msg, K, result, s)
         self.stats.latency('inference', result.timings_ms['total'])
@@ -466,7 +487,7 @@ class DepthNode(LifecycleNode):
         pairer, s = self.pairer, self.settings
         if pairer is not None:
             p = pairer.stats
-            for key in ('paired', 'unpaired_no_radar', 'dropped_stale', 'time_jumps'):
+            for key in PAIRER_COUNTS:
                 self.stats.counts[key] = getattr(p, key)
             if p.unpaired_no_radar > self._last_unpaired and s is not None:
                 self._warn('unpaired_no_radar', (
@@ -479,6 +500,10 @@ class DepthNode(LifecycleNode):
         msg = diagnostic_array(self.get_name(), self.stats, device, self.get_clock().now().to_msg(),
                                hardware_id=self._hardware_id or str(self._device or ''), model_loaded=loaded)
         self._pubs['diagnostics'].publish(msg)
+        status = msg.status[0]
+        if status.level != self._last_level and self._last_level is not None:   # a state change, once
+            self.get_logger().info(f'diagnostics {level_name(status.level)}: {status.message}')
+        self._last_level = status.level
 
 
 def main(args=None) -> None:

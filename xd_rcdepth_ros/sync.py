@@ -37,8 +37,10 @@ Why it is shaped like this (nuScenes: radar ~13 Hz, camera ~12 Hz, not triggered
   because the next image merely *arrived*, so an image whose CameraInfo is a little late keeps its
   place instead of being settled together with the next one and losing the latest-wins slot to it.
   Drivers that latch one CameraInfo (publish it once, or at another rate or stamp) are recognised: an
-  image waits only while the CameraInfo stream follows the images (each of the previous two images has
-  a CameraInfo of its own within tolerance); otherwise it takes the newest at once. An image paired
+  image waits only while the CameraInfo stream follows the images (the last two images settled each had
+  a CameraInfo of its own within tolerance, and no more than two images came since the last CameraInfo);
+  otherwise it takes the newest at once. So a latching driver costs the first two images at start (they
+  wait until the third arrives, which then wins the slot), and nothing after. An image paired
   with the newest CameraInfo because none was within tolerance counts ``camera_info_fallback``
   (``Pair.camera_info_fallback``). ``'newest'`` (the default): the newest, never waited for.
   ``'strict'`` (``match_camera_info=True``): one within tolerance is required; the image waits for it

@@ -62,7 +62,7 @@ class ReadStats:
 
 
 def _pairer(tolerance: float, radar_sweeps: int) -> RadarImagePairer:
-    return RadarImagePairer(tolerance=tolerance, radar_sweeps=radar_sweeps)
+    return RadarImagePairer(tolerance=tolerance, radar_sweeps=radar_sweeps, camera_info='match')   # as the node
 
 
 def load_poses(reader, topic: Optional[str]) -> Optional[PoseTrack]:

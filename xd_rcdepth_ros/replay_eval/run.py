@@ -48,11 +48,9 @@ from .node_process import NodeProcess, node_extrinsics, wait_until
 from .report import EvalReport
 
 OUTPUT_BAG = 'output_bag'
-# Wall seconds an image is held after the last radar / CameraInfo message went out. Each topic has its
-# own subscription in the node, so a CameraInfo published just before its image (same stamp: back to
-# back) can be handled after it, and the node then drops the image (no_camera_info) or pairs it with
-# an older sweep: a race the offline mode does not have. Held time pauses the bag clock.
-INPUT_SETTLE_S = 0.1
+# (No settling hold before images: each topic has its own subscription in the node, so a CameraInfo
+# published just before its image can be handled after it, but the node's pairer matches CameraInfo
+# to the image by stamp and the image waits for its own, as it waits for the radar sweep after it.)
 OUTPUTS = (OUTPUT_BAG, 'metrics.json', 'metrics.md', 'figures')   # what a run writes to OUT
 
 
@@ -203,7 +201,6 @@ class _LiveRun:
         self.given_up = set()                        # planned stamps waited for in vain (once each)
         self.waited = 0                              # planned frames a gate waited for (each once at most)
         self.node = None                             # NodeProcess once started
-        self._last_input = None                      # wall time the last radar / CameraInfo went out
         self._cv = threading.Condition()
 
     def alive(self) -> bool:
@@ -218,8 +215,6 @@ class _LiveRun:
     def on_publish(self, topic, raw, wall) -> None:
         if topic == self.image_topic:
             self.published[header_stamp_ns(raw)] = wall
-        else:
-            self._last_input = wall
 
     def wait_for(self, stamps) -> list:
         """The stamps still without an output after output_timeout (or once the node died); [] = all came."""
@@ -242,8 +237,6 @@ class _LiveRun:
             # Remembered: a frame the node never answers is waited for once, not before every later image.
             self.waited += len(earlier)
             self.given_up.update(self.wait_for(earlier))
-        if self._last_input is not None:
-            time.sleep(max(0.0, self._last_input + INPUT_SETTLE_S - time.monotonic()))
         if not self.alive():
             raise BagError(f'the node exited during the replay; node log {self.node.log_path}:\n'
                            f'{self.node.log_tail()}')
