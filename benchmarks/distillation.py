@@ -118,7 +118,7 @@ def evaluate_run(run_dir: Path, cache: Path, split: str = 'test') -> dict:
     if (out / 'metrics.json').is_file():
         return json.loads((out / 'metrics.json').read_text())
     ckpt = run_dir / 'checkpoints' / 'best.pt'
-    estimator = DepthEstimator.from_checkpoint(ckpt, device='cpu')
+    estimator = DepthEstimator.from_checkpoint(ckpt, device='cpu', backend='torch')
     return evaluate(estimator, frames_from_cache(cache, split), EvalOptions(progress=False), out,
                     meta={'checkpoint': str(ckpt)})
 

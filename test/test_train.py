@@ -203,6 +203,33 @@ def test_early_stop_on_a_validation_plateau_and_resume_stays_stopped(cache, tmp_
         make_config(cache, tmp_path / 'x', 'student', 'early_stop_patience=2', *NO_VAL)
 
 
+def test_kd_warm_up_starts_and_ramps_the_kd_terms(teacher_ckpt, tmp_path):
+    """distill.kd_start_step / kd_ramp_steps: no KD (the teacher is not run) before the start, then the
+    terms' weights rise linearly to lambda2 / lambda3."""
+    from xd_rcdepth_core.training.objectives import make_objective
+    config = load_config(None, 'distill', [f'distill.teacher={teacher_ckpt}', 'distill.kd=both', f'run_dir={tmp_path}',
+                                           'distill.kd_start_step=2', 'distill.kd_ramp_steps=2'])
+    teacher, _ = load_model(teacher_ckpt)
+    objective = make_objective(config, teacher.eval().requires_grad_(False))
+    torch.manual_seed(0)
+    student = build_model('xd_rcdepth', init_depth=12.0, **{k.split('.')[-1].split('=')[0]: yaml.safe_load(
+        k.split('=')[1]) for k in SMALL}).train()
+    g = torch.Generator().manual_seed(1)
+    batch = {'image': torch.randn(2, 3, 32, 64, generator=g), 'radar': torch.zeros(2, 4, 32, 64),
+             'depth_interp': torch.rand(2, 1, 32, 64, generator=g) * 40 + 2}
+    batch['depth_sparse'] = batch['depth_interp']
+    out = student(batch['image'], batch['radar'])
+    seen = {}
+    for step in range(5):
+        objective.step = step
+        seen[step] = {k: float(v) for k, v in objective(student, out, batch)[1].items()}
+    assert 'xkd' not in seen[0] and 'd2kd' not in seen[1]
+    assert seen[2]['d2kd'] == pytest.approx(0.5 * seen[3]['d2kd']) and seen[3]['d2kd'] == pytest.approx(seen[4]['d2kd'])
+    assert seen[2]['xkd'] == pytest.approx(0.5 * seen[4]['xkd'])
+    with pytest.raises(ValueError, match='kd_start_step'):
+        load_config(None, 'distill', [f'distill.teacher={teacher_ckpt}', 'distill.kd_start_step=-1'])
+
+
 # ----------------------------------------------------------------------------- resume
 
 

@@ -100,6 +100,10 @@ class DistillSection:
     # all | valid (valid = GT_interp > min_depth). Ours: valid. benchmarks/distillation.py, 400 student
     # steps, 2 seeds: all -7.5 +- 4.8 % MAE vs no KD, valid +0.4 +- 4.6 % (README).
     d2kd_pixels: str = 'valid'
+    # Ours (the paper distils from step 0): the KD terms start at kd_start_step and their weights grow
+    # linearly to lambda2 / lambda3 over kd_ramp_steps, so the student first learns depth on its own.
+    kd_start_step: int = 0
+    kd_ramp_steps: int = 0
     # Ours, for CPU budgets: a folder where the frozen teacher's D2-KD depth and X-KD maps are computed
     # once per training sample and reused by every run (distill/teacher_targets.py). Exact, so only
     # allowed where an item is a function of (sample, flip): full-frame crops, color_jitter_p 0.
@@ -170,6 +174,8 @@ class TrainConfig:
                              f'{list(self.data.extrinsic_jitter)}')
         if not 0 <= self.data.color_jitter_p <= 1:
             raise ValueError(f'data.color_jitter_p must be in [0, 1], got {self.data.color_jitter_p}')
+        if self.distill.kd_start_step < 0 or self.distill.kd_ramp_steps < 0:
+            raise ValueError('distill.kd_start_step and distill.kd_ramp_steps must be >= 0')
         if self.distill.teacher_targets and any(self.data.extrinsic_jitter):
             raise ValueError('distill.teacher_targets needs data.extrinsic_jitter=[0,0]: the cached teacher outputs '
                              'are of the unperturbed radar')

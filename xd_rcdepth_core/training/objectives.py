@@ -85,6 +85,7 @@ class DistillObjective(StudentObjective):
         self.use_d2kd = self.d.kd in ('d2kd', 'both')
         self._centres = None
         self.last_maps = None   # (student maps, teacher maps) of the last step, for TensorBoard images
+        self.step = 0           # the optimizer step being taken (the Trainer sets it): KD warm-up
 
     def centres(self, device):
         if self._centres is None or self._centres.device != device:
@@ -104,12 +105,21 @@ class DistillObjective(StudentObjective):
             with torch.no_grad():
                 return self.teacher(batch['image'], batch['radar'])['depth'], None
 
+    def kd_weight(self) -> float:
+        """0 before distill.kd_start_step, then rising linearly to 1 over distill.kd_ramp_steps."""
+        d = self.d
+        done = self.step - d.kd_start_step
+        if done < 0:
+            return 0.0
+        return 1.0 if d.kd_ramp_steps == 0 else min(1.0, (done + 1) / d.kd_ramp_steps)
+
     def __call__(self, model, out: dict, batch: dict):
         d = self.d
         depth = self.depth_terms(out, batch)
         terms = {k: d.lambda_depth * v for k, v in depth.items()}
-        if not (self.use_xkd or self.use_d2kd):
-            return _total(terms)
+        weight = self.kd_weight()
+        if not (self.use_xkd or self.use_d2kd) or weight == 0.0:
+            return _total(terms)      # no KD yet: the teacher is not even run
         valid = valid_depth_mask(batch['depth_interp'], self.loss.min_depth)
         phi_mask = valid if d.xkd_target == 'valid_mean' else None
         t_depth, t_maps = self.teacher_outputs(batch, phi_mask)
@@ -118,11 +128,11 @@ class DistillObjective(StudentObjective):
                 s_maps = student_saliency(getattr(model, 'module', model), batch['image'], batch['radar'],
                                           d.xkd_layers, phi_mask)
             xkd, per_layer = xkd_loss(s_maps, t_maps)
-            terms['xkd'] = d.lambda_xkd * xkd
+            terms['xkd'] = weight * d.lambda_xkd * xkd
             self.last_maps = ({k: v.detach() for k, v in s_maps.items()}, t_maps)
         if self.use_d2kd:
             mask = valid if d.d2kd_pixels == 'valid' else None
-            terms['d2kd'] = d.lambda_d2kd * d2kd_loss(out['depth'], t_depth,
+            terms['d2kd'] = weight * d.lambda_d2kd * d2kd_loss(out['depth'], t_depth,
                                                       self.centres(out['depth'].device), d.d2kd_tau, mask)
         return _total(terms)
 

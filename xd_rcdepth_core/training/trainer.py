@@ -197,6 +197,7 @@ class Trainer:
         self.net.train()
         with self.autocast():
             out = self.net(batch['image'], batch['radar'])
+        self.objective.step = self.step
         loss, terms = self.objective(self.net, out, batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f'loss is {float(loss)} at step {self.step} '
@@ -270,7 +271,8 @@ class Trainer:
             return None
         cfg = self.config
         self.dist.broadcast_buffers(self.model)
-        estimator = DepthEstimator(self.model, device=str(self.device), precision='fp16' if self.amp else 'fp32')
+        estimator = DepthEstimator(self.model, device=str(self.device), precision='fp16' if self.amp else 'fp32',
+                                   backend='torch')   # the weights change every validation: no export
         gather = self.dist.gather_objects if self.dist.enabled else None
         try:
             result = evaluate(estimator, self.val_frames(self.dist.rank, self.dist.world_size),
