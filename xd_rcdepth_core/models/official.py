@@ -27,7 +27,7 @@ The written checkpoint (checkpoint.save_checkpoint, atomic) records under ``inpu
 input conventions (conventions.InputConventions: nuScenes CAM_FRONT, fx 1266.417 at 1600 x 900,
 ImageNet normalisation, radar channels depth, RCS, vx, vy; ``source`` = format, file name, sha256) and
 under ``imported`` what was done (format, variant, tensors, dropped, the file's global_step, warnings).
-The rules and their evidence: /work/scratch/importer/REPORT.md when this was written; the outputs are
+The architecture facts behind the tables are in docs/reference.md (Part A 3.1, 3.2); the outputs are
 checked against the authors' code under pattern weights by test/test_import_weights.py.
 """
 from __future__ import annotations
