@@ -6,6 +6,11 @@
 1. A synthetic cache: train / val / test by scene, never shared (plan `decide`: 30 / 6 / 8 scenes).
 2. The CaFNet teacher (CaFNet_single loss), trained once until its val MAE is flat (early stop),
    cached and reused by every student; its test metrics are a row of the table.
+   Optional baselines of the paper's table (only with --only; not in the default plan): `lircdepth`
+   (LiRCDepth by the student recipe, model.name=lircdepth) and `radarnet` (RadarNet's stage 1 by
+   radarnet-stage1, then stage 2 by radarnet-stage2 from stage 1's best checkpoint, each with the
+   student budget; config/train_radarnet_stage*.yaml's learning rates), evaluated and tabulated like
+   the students.
 3. Students: every variant from the same initialisation and data order per seed (the Trainer seeds
    both from `seed`), the same budget, best-on-val checkpoint. The teacher's outputs are computed
    once per training sample (distill.teacher_targets: exact, because items are full frames without
@@ -84,6 +89,14 @@ LABELS = {'teacher': 'CaFNet teacher', 'none': 'student, no KD', 'xkd': 'X-KD on
           'both_l0.1': 'both, lambda2 = lambda3 = 0.1', 'both_tau2': 'both, D2-KD tau 2',
           'none_jitter': 'no KD, extrinsics jittered in training'}
 METRICS = ('mae', 'rmse', 'abs_rel', 'd1')
+# Baselines (--only lircdepth radarnet): (recipe, overrides) of each training run, in order. No init_depth:
+# LiRCDepth's head has no bias to set (it starts at 50 m) and RadarNet's output is d_min / (sigmoid + 0.01).
+# RadarNet's stage 2 starts from its stage 1 (run folder RUN/stage1; train_baseline sets model.init).
+BASELINES = {
+    'lircdepth': [('student', ['model.name=lircdepth', 'model.config.fusion=add', f'optim.lr={LR["student"]}'])],
+    'radarnet': [('radarnet-stage1', []), ('radarnet-stage2', [])],
+}
+LABELS = {**LABELS, 'lircdepth': 'LiRCDepth (baseline)', 'radarnet': 'RadarNet (baseline, stage 1 + stage 2)'}
 
 
 # ----------------------------------------------------------------------------- runs
@@ -123,7 +136,8 @@ def train(run_dir: Path, recipe: str, overrides: list, log) -> dict | None:
             log(f'  {run_dir.name}: being trained by another process; skipped')
             return None
         resume = 'auto' if (run_dir / 'checkpoints' / 'last.pt').is_file() else None
-        config = load_config(ROOT / 'config' / f'train_{recipe}.yaml', recipe, [f'run_dir={run_dir}', *overrides])
+        config = load_config(ROOT / 'config' / f'train_{recipe.replace("-", "_")}.yaml', recipe,
+                             [f'run_dir={run_dir}', *overrides])
         log(f'  {run_dir.name}: training {recipe}' + (' (resuming)' if resume else ''))
         trainer = Trainer(config, resume=resume, log=lambda m: log(f'    {m}'), progress=False)
         try:
@@ -190,6 +204,23 @@ def calibration_png(curves: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def train_baseline(run_dir: Path, variant: str, seed: int, common: list, plan: dict, log) -> dict | None:
+    """Train a baseline's runs in order (RadarNet: stage 1 in RUN/stage1, then stage 2 from its best
+    checkpoint in RUN); the student budget per run. None while a run of it is unfinished."""
+    budget = [f'max_steps={plan["student_steps"]}', f'seed={seed}', f'val_every={plan["val_every"]}',
+              f'checkpoint_every={plan["val_every"]}']
+    stages = BASELINES[variant]
+    summary = None
+    for i, (recipe, extra) in enumerate(stages):
+        last = i == len(stages) - 1
+        folder = run_dir if last else run_dir / f'stage{i + 1}'
+        init = [f'model.init={run_dir / f"stage{i}" / "checkpoints" / "best.pt"}'] if i else []
+        summary = train(folder, recipe, [*common, *budget, *extra, *init], log)
+        if summary is None:
+            return None
+    return summary
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -259,7 +290,7 @@ def markdown(table: dict, meta: dict) -> str:
              '| variant | seeds | val MAE 80 m | MAE 50 m | MAE 70 m | MAE 80 m | RMSE 80 m | AbsRel 80 m | δ1 80 m '
              '| MAE gain vs no KD at 80 m, paired [95 % CI] |',
              '|---|---|---|---|---|---|---|---|---|---|']
-    order = ['teacher', 'none', 'xkd', 'd2kd', 'both'] + sorted(k for k in table if k not in LABELS)
+    order = ['teacher', *BASELINES, 'none', 'xkd', 'd2kd', 'both'] + sorted(k for k in table if k not in LABELS)
     for row in order:
         if row not in table:
             continue
@@ -280,9 +311,10 @@ def markdown(table: dict, meta: dict) -> str:
 def student_runs(seeds, only) -> list:
     """(run name, variant, seed) in the order they are trained: seed by seed, so a partial plan is paired."""
     variants = only or list(PAPER_VARIANTS)
-    unknown = sorted(set(variants) - set(VARIANTS))
+    unknown = sorted(set(variants) - set(VARIANTS) - set(BASELINES))
     if unknown:
-        raise SystemExit(f'distillation.py: unknown variant(s) {unknown}; known: {sorted(VARIANTS)}')
+        raise SystemExit(f'distillation.py: unknown variant(s) {unknown}; known: {sorted(VARIANTS)}, '
+                         f'baselines {sorted(BASELINES)}')
     return [(f'{v}_s{s}', v, s) for s in seeds for v in variants]
 
 
@@ -307,7 +339,8 @@ def main(argv=None) -> int:
     parser.add_argument('--out', default='out/benchmarks/distillation')
     parser.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: all cores)')
     parser.add_argument('--seeds', type=int, nargs='+', default=None, help="default: the plan's")
-    parser.add_argument('--only', nargs='+', default=None, metavar='VARIANT', help=f'of {", ".join(VARIANTS)}')
+    parser.add_argument('--only', nargs='+', default=None, metavar='VARIANT',
+                        help=f'of {", ".join(VARIANTS)}; baselines {", ".join(BASELINES)}')
     parser.add_argument('--status', action='store_true', help='print what is done and what remains, then stop')
     parser.add_argument('--no-train', action='store_true', help='only evaluate and tabulate finished runs')
     args = parser.parse_args(argv)
@@ -346,6 +379,9 @@ def main(argv=None) -> int:
     for name, variant, seed in runs:
         if args.no_train:
             break
+        if variant in BASELINES:
+            train_baseline(out / 'runs' / name, variant, seed, common, plan, log)
+            continue
         recipe, extra = VARIANTS[variant]
         overrides = [*common, f'max_steps={plan["student_steps"]}', f'seed={seed}', f'optim.lr={LR["student"]}',
                      f'val_every={plan["val_every"]}', f'checkpoint_every={plan["val_every"]}', *STUDENT, *extra]

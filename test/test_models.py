@@ -27,7 +27,14 @@ REFERENCE_TEACHER_PARAMS = 62_248_686
 REFERENCE_LIRCDEPTH_PARAMS = 12_645_228
 REFERENCE_LIRCDEPTH_CONF_PARAMS = 12_659_672   # built with --radar_confidence
 # Channels of the 1/16-scale taps (image, radar, decoder) as documented in each model.
-TAP_CHANNELS = {'xd_rcdepth': (96, 96, 256), 'cafnet': (256, 256, 512), 'lircdepth': (256, 512, 512)}
+# RadarNet (test_radarnet.py holds its own tests) narrowed to stay fast: few point slots, narrow decoders and
+# stage-2 encoders; its taps then have 32, 16, 32 channels (default widths: 256, 128, 256).
+RADARNET_SMALL = {'max_points': 8, 'point_chunk': 4, 'stage1_decoder_channels': (32, 16, 16, 8, 8),
+                  'point_latent_grid': (2, 1), 'stage2_image_channels': (8, 8, 16, 32, 32, 32),
+                  'stage2_depth_channels': (4, 4, 8, 16, 16, 16), 'stage2_decoder_channels': (32, 32, 16, 8, 8, 8)}
+TAP_CHANNELS = {'xd_rcdepth': (96, 96, 256), 'cafnet': (256, 256, 512), 'lircdepth': (256, 512, 512),
+                'radarnet': (32, 16, 32)}
+PAPER_RADARNET_PARAMS = 22.8e6
 MAX_DEPTH = 100.0
 
 
@@ -189,9 +196,11 @@ def test_student_odd_size():
     check_output(out, 1, 250, 333, 'xd_rcdepth', graph=False)
 
 
-@pytest.mark.parametrize('name', ['lircdepth', 'cafnet'])
+@pytest.mark.filterwarnings('ignore:RadarNet. a frame holds')
+@pytest.mark.parametrize('name', ['lircdepth', 'cafnet', 'radarnet'])
 def test_other_models_odd_size(name, teacher):
-    model = (teacher if name == 'cafnet' else build_model(name)).eval()
+    config = RADARNET_SMALL if name == 'radarnet' else {}
+    model = (teacher if name == 'cafnet' else build_model(name, **config)).eval()
     with torch.no_grad():
         out = model(*make_inputs(1, 37, 53))
     check_output(out, 1, 37, 53, name, graph=False)
@@ -282,6 +291,25 @@ def test_teacher_parameter_count():
     assert eps.count(1.1e-5) == 14 and set(eps) == {1e-5, 1.1e-5}
 
 
+def test_radarnet_parameter_count():
+    """Ours plus the 14 residual-block projections the reference builds but never runs = the paper's 22.8 M."""
+    model = meta_model('radarnet')
+    assert n_params(model) == 22_480_690
+    assert abs((n_params(model) + model.REFERENCE_UNCOUNTED_PARAMS) / PAPER_RADARNET_PARAMS - 1) <= 3e-3
+
+
+@pytest.mark.filterwarnings('ignore:RadarNet. a frame holds')
+def test_radarnet_forward_and_second_order_gradients():
+    """The deployable (stage 2) RadarNet keeps the contract; its taps carry X-KD's double backward."""
+    torch.manual_seed(0)
+    model = build_model('radarnet', **RADARNET_SMALL).train()
+    out = model(*make_inputs(1, 64, 96))
+    check_output(out, 1, 64, 96, 'radarnet')
+    grad_cam_loss(out).backward()
+    assert sum(p.grad.abs().sum() for p in model.stage2.parameters() if p.grad is not None) > 0
+    assert all(p.grad is None for p in model.stage1.parameters())     # frozen in stage 2
+
+
 def test_lircdepth_parameter_count():
     total = n_params(meta_model('lircdepth'))
     assert total == REFERENCE_LIRCDEPTH_PARAMS
@@ -290,7 +318,7 @@ def test_lircdepth_parameter_count():
     assert n_params(conf) + conf.REFERENCE_UNCOUNTED_PARAMS == REFERENCE_LIRCDEPTH_CONF_PARAMS
 
 
-@pytest.mark.parametrize('name', ['xd_rcdepth', 'cafnet', 'lircdepth'])
+@pytest.mark.parametrize('name', ['xd_rcdepth', 'cafnet', 'lircdepth', 'radarnet'])
 def test_parts_cover_all_parameters(name):
     model = meta_model(name)
     parts = params_by_part(model)
@@ -338,8 +366,9 @@ def test_registry_errors():
 
 # ----------------------------------------------------------------------------- checkpoints
 
+@pytest.mark.filterwarnings('ignore:RadarNet. a frame holds')
 @pytest.mark.parametrize('name, config', [('xd_rcdepth', {'fusion': 'attention', 'max_depth': 80.0}),
-                                          ('lircdepth', {})])
+                                          ('lircdepth', {}), ('radarnet', {**RADARNET_SMALL, 'stage': 1})])
 def test_checkpoint_round_trip(tmp_path, name, config):
     torch.manual_seed(0)
     model = build_model(name, **config)

@@ -162,6 +162,9 @@ def export_model(model: nn.Module, path, spec: ExportSpec, extra_metadata: dict 
     """Write the depth path of ``model`` to ``path`` (atomically) as ONNX or TorchScript."""
     path = Path(path)
     check_writable(path)
+    static_only = getattr(model, 'STATIC_EXPORT_ONLY', None)   # a model whose graph is shape-specific (RadarNet)
+    if spec.dynamic and static_only:
+        raise ValueError(f'{model.model_name} cannot be exported with dynamic shapes: {static_only}')
     meta = metadata(model, spec, extra_metadata)
     wrapper = _prepared(model, spec)
     inputs = example_inputs(model, spec.height, spec.width)

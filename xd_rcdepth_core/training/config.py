@@ -17,7 +17,9 @@ import yaml
 from ..config import PAPER
 from ..metrics import METRIC_NAMES
 
-RECIPES = ('teacher', 'student', 'distill')
+RECIPES = ('teacher', 'student', 'distill', 'radarnet-stage1', 'radarnet-stage2')
+# RadarNet trains by its own two recipes (docs/reference.md Part A 4.4), each the stage of that number.
+RADARNET_RECIPES = {'radarnet-stage1': 1, 'radarnet-stage2': 2}
 KD_MODES = ('none', 'xkd', 'd2kd', 'both')
 TEACHER_MODELS = ('cafnet',)   # the recipes that need confidence / coarse outputs or a CaFNet teacher
 
@@ -111,6 +113,20 @@ class DistillSection:
 
 
 @dataclass
+class RadarNetSection:
+    """RadarNet's two recipes (docs/reference.md Part A 4.4); the rest of a run's settings are the shared ones."""
+    # stage 1: weighted BCE of the correspondence maps, label |GT_interp - d| < 0.4 m
+    w_positive: float = 2.0               # --w_positive_class 2.0
+    correspondence_threshold: float = 0.4  # --max_distance_correspondence 0.4
+    # stage 1: with this probability per image the radar points are replaced by noisy lidar points
+    lidar_points_p: float = 0.1           # --sample_probability_lidar 0.10
+    lidar_u_noise_px: float = 25.0        # column noise N(0, 25 px) at 1600 px wide (scaled with the width)
+    lidar_depth_noise: float = 0.4        # depth + U[0, 0.4] m
+    # stage 2: L1 on GT_interp where the accumulated map is empty + w_accumulated L1 on the accumulated map
+    w_accumulated: float = 2.0            # --w_lidar_loss 2.0
+
+
+@dataclass
 class TrainConfig:
     recipe: str = 'student'
     run_dir: str = 'runs/run'
@@ -135,6 +151,7 @@ class TrainConfig:
     optim: OptimSection = field(default_factory=OptimSection)
     loss: LossSection = field(default_factory=LossSection)
     distill: DistillSection = field(default_factory=DistillSection)
+    radarnet: RadarNetSection = field(default_factory=RadarNetSection)
 
     def validate(self) -> 'TrainConfig':
         if self.recipe not in RECIPES:
@@ -154,6 +171,7 @@ class TrainConfig:
                              f'{self.model.name!r}; use --recipe student for other models')
         if self.recipe == 'distill' and not self.distill.teacher:
             raise ValueError('the distill recipe needs a teacher checkpoint: set distill.teacher=PATH')
+        self._validate_radarnet()
         for name in ('batch_size', 'epochs', 'log_every', 'image_every', 'checkpoint_every'):
             section = self.data if name == 'batch_size' else self
             if getattr(section, name) < 1:
@@ -187,6 +205,25 @@ class TrainConfig:
         if self.optim.lr <= 0 or not 0 <= self.optim.end_lr_ratio <= 1:
             raise ValueError('optim.lr must be positive and optim.end_lr_ratio in [0, 1]')
         return self
+
+    def _validate_radarnet(self) -> None:
+        """RadarNet and its recipes go together; the recipe sets model.config.stage (1 or 2)."""
+        stage = RADARNET_RECIPES.get(self.recipe)
+        if (stage is None) != (self.model.name != 'radarnet'):
+            raise ValueError('RadarNet trains by --recipe radarnet-stage1, then --recipe radarnet-stage2 (model.name '
+                             f'radarnet); got recipe {self.recipe!r} with model.name {self.model.name!r}')
+        if stage is None:
+            return
+        given = self.model.config.setdefault('stage', stage)
+        if given != stage:
+            raise ValueError(f'recipe {self.recipe} trains stage {stage}, but model.config.stage is {given!r}')
+        if stage == 2 and not self.model.init:
+            raise ValueError('radarnet-stage2 trains stage 2 on a trained stage 1: set model.init to the '
+                             'radarnet-stage1 checkpoint (e.g. runs/radarnet_stage1/checkpoints/best.pt)')
+        r = self.radarnet
+        if not 0 <= r.lidar_points_p <= 1 or min(r.w_positive, r.lidar_u_noise_px, r.lidar_depth_noise,
+                                                 r.correspondence_threshold, r.w_accumulated) < 0:
+            raise ValueError('radarnet: lidar_points_p must be in [0, 1] and the other settings >= 0')
 
 
 # ----------------------------------------------------------------------------- YAML and overrides

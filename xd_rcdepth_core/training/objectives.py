@@ -6,6 +6,12 @@ student  L_depth = w_depth L1(depth, GT_interp) + w_single L1(depth, GT_single) 
          (depth supervision on valid GT; docs/paper.md Total loss).
 distill  lambda1 L_depth + lambda2 L_XKD + lambda3 L_D2KD with a frozen teacher (docs/paper.md); either KD
          term can be switched off (distill.kd = none | xkd | d2kd | both).
+radarnet-stage1  RadarNet's correspondence maps: BCE with positive weight 2 against the lidar labels
+         (targets.correspondence_target; docs/reference.md Part A 4.4) of 4 radar points drawn per image,
+         replaced by noisy lidar points on 10 % of the images (prepare_batch; its draws are seeded by
+         (seed, step), so a resumed run draws what the uninterrupted one did).
+radarnet-stage2  RadarNet's dense depth: L1 on GT_interp where the accumulated map is empty + 2 L1 on the
+         accumulated map (docs/reference.md Part A 4.4) [+ w_smooth smooth].
 
 Each objective returns (total loss, {term: detached tensor}); terms are the weighted contributions, so
 they add up to the total, and log under loss/<term>.
@@ -15,6 +21,7 @@ from __future__ import annotations
 import contextlib
 
 import torch
+import torch.nn.functional as F
 
 from ..distill.losses import (
     bin_centres,
@@ -27,8 +34,10 @@ from ..distill.losses import (
     valid_depth_mask,
     xkd_loss,
 )
+from ..models.radarnet import RadarNetConfig
 from .config import TrainConfig
-from .targets import confidence_target
+from .data import draw_seed
+from .targets import confidence_target, correspondence_target, lidar_points_for_radar, sample_radar_points
 
 
 def _total(terms: dict):
@@ -137,7 +146,61 @@ class DistillObjective(StudentObjective):
         return _total(terms)
 
 
+class RadarNetStage1Objective:
+    """Weighted BCE of RadarNet's per-point correspondence logits over each patch's in-image pixels."""
+
+    def __init__(self, config: TrainConfig):
+        self.r = config.radarnet
+        self.seed = config.seed
+        self.points = int(config.model.config.get('train_points', RadarNetConfig.train_points))
+        self.step = 0           # the optimizer step being taken (the Trainer sets it)
+
+    def prepare_batch(self, batch: dict) -> dict:
+        """On the CPU batch: lidar points stand in for the radar points of some images, then each image keeps
+        ``train_points`` points drawn at random."""
+        r = self.r
+        g = torch.Generator().manual_seed(draw_seed(self.seed, self.step, 0, 0))
+        radar = batch['radar']
+        if r.lidar_points_p > 0:
+            radar = lidar_points_for_radar(radar, batch['depth_interp'], r.lidar_points_p, r.lidar_u_noise_px,
+                                           r.lidar_depth_noise, generator=g)
+        batch['radar'] = sample_radar_points(radar, self.points, g)
+        return batch
+
+    def __call__(self, model, out: dict, batch: dict):
+        logits = out['correspondence_logits'].float()
+        label, weight = correspondence_target(out['points'], out['point_valid'], batch['depth_interp'],
+                                              logits.shape[-1], self.r.correspondence_threshold)
+        bce = F.binary_cross_entropy_with_logits(logits, label, weight=weight, reduction='sum',
+                                                 pos_weight=torch.tensor(self.r.w_positive, device=logits.device))
+        return _total({'correspondence': bce / weight.sum().clamp(min=1)})
+
+
+class RadarNetStage2Objective(StudentObjective):
+    """L1(depth, GT_interp where no accumulated lidar) + w_accumulated L1(depth, accumulated) [+ smoothness].
+    A cache without an accumulated map (all zero) leaves plain L1 on GT_interp."""
+
+    def __init__(self, config: TrainConfig):
+        super().__init__(config)
+        self.r = config.radarnet
+
+    def depth_terms(self, out: dict, batch: dict) -> dict:
+        c = self.loss
+        accumulated = batch['depth_accumulated']
+        interp = torch.where(accumulated > c.min_depth, torch.zeros_like(accumulated), batch['depth_interp'])
+        terms = {'depth': c.w_depth * masked_l1(out['depth'], interp, c.min_depth)}
+        if self.r.w_accumulated:
+            terms['accumulated'] = self.r.w_accumulated * masked_l1(out['depth'], accumulated, c.min_depth)
+        if c.w_smooth:
+            terms['smooth'] = c.w_smooth * edge_aware_smoothness(out['depth'], batch['image'])
+        return terms
+
+
 def make_objective(config: TrainConfig, teacher=None, autocast=contextlib.nullcontext):
+    if config.recipe == 'radarnet-stage1':
+        return RadarNetStage1Objective(config)
+    if config.recipe == 'radarnet-stage2':
+        return RadarNetStage2Objective(config)
     if config.recipe == 'teacher':
         return TeacherObjective(config)
     if config.recipe == 'distill':

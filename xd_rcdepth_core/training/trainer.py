@@ -1,4 +1,4 @@
-"""One Trainer for the three recipes (teacher, student, distill), single process or under torchrun.
+"""One Trainer for the recipes (teacher, student, distill, radarnet-stage1/2), single process or under torchrun.
 
     trainer = Trainer(load_config('config/train_student.yaml', 'student', ['data.cache=cache/nuscenes']))
     summary = trainer.fit()
@@ -33,7 +33,7 @@ from ..pipeline import DepthEstimator
 from .config import TEACHER_MODELS, TrainConfig, dump_yaml, to_dict
 from .data import ResumableSampler, cache_datasets, make_loader
 from .distributed import DistContext, device_for
-from .objectives import TeacherObjective, make_objective
+from .objectives import make_objective
 from .optim import PolySchedule, build_optimizer, freeze_encoder_stem_and_bn
 from .reporting import RunLog
 from .state import check_resumable, read_training_state, save_training_state, set_rng_state
@@ -188,8 +188,10 @@ class Trainer:
 
     # -- one step ------------------------------------------------------------------------------
     def train_step(self, batch: dict):
-        if isinstance(self.objective, TeacherObjective):
-            batch = self.objective.prepare_batch(batch)
+        self.objective.step = self.step
+        prepare = getattr(self.objective, 'prepare_batch', None)   # targets built on the CPU batch
+        if prepare is not None:
+            batch = prepare(batch)
         if self.teacher_targets is not None:
             batch.update(self.teacher_targets.lookup(batch['name'], batch['flipped']))
         batch = _to_device(batch, self.device)
@@ -197,7 +199,6 @@ class Trainer:
         self.net.train()
         with self.autocast():
             out = self.net(batch['image'], batch['radar'])
-        self.objective.step = self.step
         loss, terms = self.objective(self.net, out, batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f'loss is {float(loss)} at step {self.step} '
