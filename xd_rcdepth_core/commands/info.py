@@ -70,8 +70,8 @@ def run(args) -> int:
               f"{m['gmacs']:.2f} GMACs at {args.height}x{args.width}")
         if m['params_unused_in_reference']:
             print(f"  {m['params_reference_comparable'] / 1e6:.3f} M as the paper counts it "
-                  f"(+{m['params_unused_in_reference']:,} values it includes that are not trained here: unused "
-                  f"ImageNet heads, dropped, and fixed kernels, kept as buffers)")
+                  f"(+{m['params_unused_in_reference']:,} values the authors' count includes that are not trained "
+                  f"here; the model's docstring says which)")
         for part, n in m['params_by_part'].items():
             print(f'  {part:20s} {n / 1e6:8.3f} M')
     return 0
