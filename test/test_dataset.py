@@ -1,4 +1,5 @@
 """The torch Dataset over the cache: crop, flip, colour jitter, evaluation window, tensor layout."""
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -174,3 +175,89 @@ def test_extrinsic_jitter_moves_the_radar_reproducibly(tmp_path):
     moved = radar((2.0, 0.2), 0)
     assert not torch.equal(plain, moved) and torch.equal(moved, radar((2.0, 0.2), 0))
     assert (moved > 0).sum() >= 0.8 * (plain > 0).sum()          # the points move, they are not lost
+
+
+# --- issue 14: canonical focal length, stronger photometric jitter ------------------------------------
+
+def _plain(cache, **augment):
+    return RadarDepthDataset(cache, 'train', train=False, multiple=0, augment=AugmentConfig(**augment))
+
+
+@pytest.mark.parametrize('scale', [0.5, 1.5])
+def test_canonical_focal_resizes_image_k_radar_and_depth_together(cache, scale):
+    f = make_frame(0)
+    item = _plain(cache, canonical_focal=scale * K[0, 0])[0]
+    h, w = round(H * scale), round(W * scale)
+    assert item['image'].shape == (3, h, w) and item['radar'].shape == (4, h, w)
+    Kn = item['K'].numpy()
+    assert Kn[0, 0] == pytest.approx(scale * K[0, 0], rel=1e-4) and Kn[1, 1] == pytest.approx(scale * K[1, 1], rel=1e-4)
+    np.testing.assert_allclose(Kn[:2, 2], scale * (K[:2, 2] + 0.5) - 0.5, atol=1e-3)
+    # the radar lands where its points project through the new K, with the same depths
+    radar = item['radar'][0].numpy()
+    for u, v, d in RADAR_PIXELS:
+        un, vn = round(scale * (u + 0.5) - 0.5), round(scale * (v + 0.5) - 0.5)
+        assert radar[vn, un] == pytest.approx(d, rel=1e-4)
+    assert np.count_nonzero(radar) == len(RADAR_PIXELS)
+    # sparse maps: every value is an original one, moved with its pixel, none invented
+    sparse = item['depth_sparse'][0].numpy()
+    vs, us = np.nonzero(sparse)
+    assert set(np.round(sparse[vs, us], 4)) <= set(np.round(f.depth_sparse[f.depth_sparse > 0], 4))
+    # depth_interp encodes (row, col): each new pixel holds the value of the source pixel under it
+    interp = item['depth_interp'][0].numpy()
+    cols = np.floor(interp) - 1
+    expected_cols = np.clip(np.floor((np.arange(w) + 0.5) / scale), 0, W - 1)
+    np.testing.assert_allclose(cols[h // 2], expected_cols, atol=1)
+    assert np.all(interp > 0)
+    # each source point moves to its pixel under the new K; where several meet, the nearest stays
+    v0, u0 = np.nonzero(f.depth_sparse)
+    target = np.rint(scale * (v0 + 0.5) - 0.5).astype(int) * w + np.rint(scale * (u0 + 0.5) - 0.5).astype(int)
+    nearest = {}
+    for t, d in zip(target, f.depth_sparse[v0, u0]):
+        nearest[t] = min(d, nearest.get(t, np.inf))
+    assert sorted(nearest) == sorted(vs * w + us)
+    np.testing.assert_array_equal([nearest[t] for t in vs * w + us], sparse[vs, us])
+    if scale > 1:       # upscaled: the same points, never duplicated
+        assert len(vs) == np.count_nonzero(f.depth_sparse)
+
+
+def test_canonical_focal_then_random_crop(cache):
+    ds = RadarDepthDataset(cache, 'train', augment=AugmentConfig(crop=(96, 160), flip_p=0, color_p=0,
+                                                                 canonical_focal=1.25 * K[0, 0]))
+    item = ds[1]
+    assert item['image'].shape == (3, 96, 160)
+    assert item['K'][0, 0].item() == pytest.approx(1.25 * K[0, 0], rel=1e-3)
+    with pytest.raises(ValueError, match='canonical focal'):
+        RadarDepthDataset(cache, 'train', augment=AugmentConfig(crop=(64, 96), canonical_focal=0.5 * K[0, 0]))[0]
+
+
+def test_defaults_draw_what_they_drew_before(cache):
+    """The new settings off draw no random number: items equal the references' augmentation's."""
+    old = AugmentConfig(crop=(64, 96), color_p=1.0)
+    new = AugmentConfig(crop=(64, 96), color_p=1.0, contrast=(1.0, 1.0), saturation=(1.0, 1.0), blur_p=0.0,
+                        noise_p=0.0, canonical_focal=None)
+    for cfg in (old, new):
+        torch.manual_seed(5)
+        item = RadarDepthDataset(cache, 'train', augment=cfg)[1]
+        after = torch.rand(())
+        if cfg is old:
+            reference = (item['image'], after)
+    assert torch.equal(item['image'], reference[0]) and torch.equal(after, reference[1])
+
+
+def test_stronger_photometric_jitter(cache):
+    still = dict(crop=(64, 96), flip_p=0, color_p=1.0, gamma=(1, 1), brightness=(1, 1), color=(1, 1))
+
+    def image(seed=0, **cfg):
+        torch.manual_seed(seed)
+        return unnormalise(RadarDepthDataset(cache, 'train', augment=AugmentConfig(**still, **cfg))[1]['image'])
+    base = image()
+    grey = image(saturation=(0.0, 0.0))
+    np.testing.assert_allclose(grey[..., 0], grey[..., 1], atol=1e-5)
+    flat = image(contrast=(0.0, 0.0))
+    assert flat.std() < 1e-5 and abs(flat.mean() - base.mean()) < 1e-4
+    blurred = image(blur_p=1.0, blur_sigma=(2.0, 2.0))
+    np.testing.assert_allclose(blurred, cv2.GaussianBlur(np.ascontiguousarray(base), (0, 0), 2.0), atol=1e-5)
+    assert not np.allclose(blurred, base, atol=1e-3)
+    noisy = image(noise_p=1.0, noise_std=(0.05, 0.05))
+    assert 0.03 < (noisy - base).std() < 0.06 and noisy.min() >= -1e-5 and noisy.max() <= 1 + 1e-5
+    np.testing.assert_array_equal(noisy, image(noise_p=1.0, noise_std=(0.05, 0.05)))   # same seed, same item

@@ -17,11 +17,15 @@ from xd_rcdepth_core.synthetic import (
     LIDAR,
     RADAR,
     TARGET,
+    DomainRandomisation,
     SyntheticStore,
     World,
+    WorldSettings,
     generate_sequence,
     make_frame,
     read_sequence,
+    scene_domain,
+    settings_from_meta,
     write_frame,
     write_meta,
 )
@@ -377,3 +381,116 @@ def test_seed_forms_agree():
     np.testing.assert_array_equal(a.radar_sweep(0.1).points, b.radar_sweep(0.1).points)
     with pytest.raises(ValueError, match='non-negative'):
         World(-1)
+
+
+# --- domain randomisation (issue 14) ------------------------------------------------------------------
+
+RANDOM = WorldSettings(randomise=DomainRandomisation())
+GT0 = GroundTruthSettings(accumulate=0)
+
+
+def test_randomisation_is_off_by_default_and_keeps_the_street():
+    assert WorldSettings().randomise is None and World(SEED).domain is None
+    plain, rand = World(SEED), World(SEED, RANDOM)
+    # the same street (layout, ego path, sensor phases): only its look, the camera and the radar differ
+    assert plain.scene.ego == rand.scene.ego and plain.phase == rand.phase
+    assert len(plain.scene.objects) == len(rand.scene.objects)
+    np.testing.assert_array_equal(plain.scene.boxes_at(1.0).center, rand.scene.boxes_at(1.0).center)
+    assert plain.scene.appearance != rand.scene.appearance
+    assert rand.settings.camera != plain.settings.camera and rand.requested is RANDOM
+    np.testing.assert_array_equal(plain.lidar_sweep(0.5).points, rand.lidar_sweep(0.5).points)   # GT untouched
+    # with_settings starts from the settings asked for, so it does not randomise twice
+    assert rand.with_settings(far=150.0).settings.camera == rand.settings.camera
+
+
+def test_randomised_scenes_are_deterministic_and_differ():
+    draws = [scene_domain((SEED, i), RANDOM).values for i in range(12)]
+    assert draws[3] == World((SEED, 3), RANDOM).domain.values == scene_domain((SEED, 3), RANDOM).values
+    for key in ('sun_elevation_deg', 'fog_distance_m', 'exposure', 'contrast', 'focal_scale', 'camera_pitch_deg',
+                'camera_height_offset_m', 'radar_density', 'radar_clutter_mean', 'texture_frequency'):
+        values = [d[key] for d in draws]
+        assert len(set(values)) == len(values), key
+    scales = [d['focal_scale'] for d in draws]
+    assert 0.8 <= min(scales) and max(scales) <= 1.2 and max(scales) - min(scales) > 0.1
+    assert any(d['overcast'] for d in draws) and not all(d['overcast'] for d in draws)
+    assert any(d['radar_z_noise'] > 0 for d in draws) and any(d['radar_z_noise'] == 0 for d in draws)
+    a = make_frame(World((SEED, 1), RANDOM), 0.5, 48, 80, gt=GT0)
+    b = make_frame(World((SEED, 1), RANDOM), 0.5, 48, 80, gt=GT0)
+    _assert_frames_equal(a, b)
+    c = make_frame(World((SEED, 1)), 0.5, 48, 80, gt=GT0)
+    assert not np.array_equal(a.image, c.image) and not np.array_equal(a.K, c.K)
+
+
+def test_randomised_camera_k_rendering_and_gt_agree():
+    """The drawn focal length, principal point, height and pitch are the frame's K and pose: the ground
+    plane in the dense depth is where the drawn camera sees it, and the lidar GT lands on the surfaces."""
+    for i in (0, 1):
+        world = World((SEED, i), RANDOM)
+        cam_model = world.settings.camera
+        assert cam_model.fx != World(SEED).settings.camera.fx
+        K = cam_model.intrinsics(H, W)
+        f = make_frame(world, world.sensor_time(CAMERA, 3), H, W, gt=GT0)
+        np.testing.assert_allclose(f.K, K)
+        cam = world.render_camera(f.timestamp, K, H, W)
+        np.testing.assert_array_equal(cam.depth, f.depth_dense)
+        assert cam.T_world_camera[2, 3] == pytest.approx(cam_model.translation[2], abs=1e-9)   # flat road, z = height
+        v, u = np.nonzero(cam.surface == 1)
+        rays = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones(u.size)], axis=1)
+        R, origin = cam.T_world_camera[:3, :3], cam.T_world_camera[:3, 3]
+        np.testing.assert_allclose(cam.depth[v, u], -origin[2] / (rays @ R[2]), rtol=1e-5)
+        m = f.depth_sparse > 0
+        err = np.abs(f.depth_sparse[m] - f.depth_dense[m])
+        assert np.mean(err < 0.1 + 0.02 * f.depth_sparse[m]) > 0.8
+
+
+def test_randomised_radar_density_noise_and_elevation():
+    counts, z_zero, z_noisy = [], 0, 0
+    for i in range(6):
+        world = World((SEED, i), RANDOM)
+        spec = world.settings.radar
+        assert spec.elevations_deg[-1] == pytest.approx(world.domain.values['radar_elevation_spread_deg'])
+        sweep = world.radar_sweep(world.sensor_time(RADAR, 2))
+        p = sweep.points
+        counts.append(p.shape[0])
+        if spec.z_noise == 0:
+            assert np.all(p[:, COL['z']] == 0)
+            z_zero += 1
+        else:
+            assert np.std(p[:, COL['z']]) > 0.3 * spec.z_noise
+            z_noisy += 1
+        np.testing.assert_array_equal(p[:, COL['id']], np.arange(p.shape[0]))
+    assert z_zero and z_noisy
+    assert max(counts) > 1.5 * min(counts)
+
+
+def test_randomised_appearance_spans_light_and_weather():
+    images = [make_frame(World((SEED, i), RANDOM), 0.5, 48, 80, gt=GT0).image for i in range(6)]
+    means = [im.mean() for im in images]
+    contrasts = [im.std() for im in images]
+    assert max(means) - min(means) > 15 and max(contrasts) > 1.3 * min(contrasts)
+    assert all(im.std() > 5 for im in images)          # never a blank image
+
+
+def test_synth_randomise_records_the_domain_and_changes_the_fingerprint(tmp_path):
+    from xd_rcdepth_core.data.cache import settings_fingerprint
+    from xd_rcdepth_core.data.synthetic import SyntheticAdapter
+    prints = {}
+    for flag in ([], ['--randomise']):
+        out = tmp_path / ('rand' if flag else 'plain')
+        assert _run(['--out', str(out), '--scenes', '2', '--frames', '1', '--size', '32x48', '--seed', '3',
+                     '--accumulate', '0', '--quiet'] + flag) == 0
+        meta = json.loads((out / 'meta.json').read_text())
+        prints[bool(flag)] = settings_fingerprint(SyntheticAdapter(out).content_settings())
+        assert settings_from_meta(meta).randomise == (DomainRandomisation() if flag else None)
+        if flag:
+            assert meta['generator']['randomise'] == DomainRandomisation().to_dict()
+            assert meta['scenes'][1]['domain'] == scene_domain((3, 1), RANDOM).values
+            frame = next(read_sequence(out, 'scene-0002'))
+            expected = next(generate_sequence((3, 1), 1, 32, 48, accumulate=0, scene_name='scene-0002',
+                                              settings=RANDOM))
+            _assert_frames_equal(frame, expected)
+        else:
+            assert 'randomise' not in meta['generator'] and 'domain' not in meta['scenes'][0]
+    assert prints[True] != prints[False]
+    with pytest.raises(command.UserError, match='native format'):
+        _run(['--out', str(tmp_path / 'nus'), '--format', 'nuscenes', '--randomise', '--quiet'])

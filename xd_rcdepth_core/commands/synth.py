@@ -1,7 +1,7 @@
 """`xd-rcdepth synth`: write synthetic radar-camera sequences to disk (format: storage.py).
 
     xd-rcdepth synth --out DIR [--scenes N] [--frames M] [--size HxW] [--seed S] [--accumulate K]
-                     [--visualise N | --png] [--overwrite] [--quiet]
+                     [--randomise] [--visualise N | --png] [--overwrite] [--quiet]
 """
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from pathlib import Path
 
 from ..data.nuscenes.writer import write_nuscenes
 from ..errors import UserError
+from ..synthetic.randomise import DomainRandomisation
 from ..synthetic.sequence import generate_sequence, scene_name, scene_seed
 from ..synthetic.storage import read_meta, write_frame, write_meta
-from ..synthetic.world import WorldSettings
+from ..synthetic.world import WorldSettings, scene_domain
 from ..viz import frame_panel, save_png
 
 SIZE = re.compile(r'^\s*(\d+)\s*[xX]\s*(\d+)\s*$')
@@ -37,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--visualise', type=int, default=0, metavar='N',
                         help='also write frame_panel PNGs of the first N frames of each scene to OUT/panels')
     parser.add_argument('--png', action='store_true', help='write frame_panel PNGs of every frame')
+    parser.add_argument('--randomise', action='store_true',
+                        help='domain randomisation per scene, drawn from its seed (synthetic/randomise.py): light, '
+                             'sun, weather-like haze and contrast, textures, camera height / pitch / focal length '
+                             '(+-20 %%; K follows), radar density, noise, clutter, ghosts and elevation spread; '
+                             'recorded in meta.json (native format only)')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing synthetic dataset in OUT')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
 
@@ -98,14 +104,23 @@ def run(args) -> int:
     from tqdm import tqdm
 
 
-    settings = WorldSettings()
+    randomise = DomainRandomisation() if getattr(args, 'randomise', False) else None
+    settings = WorldSettings(randomise=randomise)
     scenes = [dict(name=scene_name(i), seed=list(scene_seed(args.seed, i)), frames=args.frames)
               for i in range(args.scenes)]
+    generator = dict(accumulate=args.accumulate, camera_rate_hz=settings.camera_rate,
+                     lidar_rate_hz=settings.lidar.rate_hz, radar_rate_hz=settings.radar.rate_hz,
+                     far_m=settings.far, layout_duration_s=settings.duration,
+                     camera='nuScenes CAM_FRONT intrinsics scaled to size')
+    if randomise is not None:
+        # The ranges (so prepare's settings fingerprint changes) and what each scene drew.
+        generator.update(randomise=randomise.to_dict(),
+                         camera='nuScenes CAM_FRONT scaled to size, randomised per scene (focal length, principal '
+                                'point, mount height, pitch, roll): each frame\'s K is its own')
+        for scene in scenes:
+            scene['domain'] = scene_domain(tuple(scene['seed']), settings).values
     meta = dict(seed=args.seed, size=[height, width], scenes=scenes, frames_per_scene=args.frames,
-                generator=dict(accumulate=args.accumulate, camera_rate_hz=settings.camera_rate,
-                               lidar_rate_hz=settings.lidar.rate_hz, radar_rate_hz=settings.radar.rate_hz,
-                               far_m=settings.far, layout_duration_s=settings.duration,
-                               camera='nuScenes CAM_FRONT intrinsics scaled to size'),
+                generator=generator,
                 note='synthetic data from the xd_rcdepth procedural street world; not real sensor data')
     out.mkdir(parents=True, exist_ok=True)
     write_meta(out, dict(meta, complete=False))
@@ -114,7 +129,7 @@ def run(args) -> int:
     with tqdm(total=args.scenes * args.frames, unit='frame', disable=args.quiet, file=sys.stderr) as bar:
         for scene in scenes:
             frames = generate_sequence(tuple(scene['seed']), args.frames, height, width,
-                                       accumulate=args.accumulate, scene_name=scene['name'])
+                                       accumulate=args.accumulate, scene_name=scene['name'], settings=settings)
             for i, frame in enumerate(frames):
                 for path in write_frame(out, scene['name'], i, frame):
                     total_bytes += path.stat().st_size
@@ -135,6 +150,9 @@ def _run_nuscenes(args) -> int:
     for name in ('scenes', 'frames'):
         if getattr(args, name) < 1:
             raise UserError(f'--{name} must be a positive integer, got {getattr(args, name)}')
+    if getattr(args, 'randomise', False):
+        raise UserError('--randomise is for the native format: the nuScenes-format writer records one camera '
+                        'calibration for every scene')
     out = Path(args.out)
     if out.is_dir() and any(out.iterdir()):
         if not args.overwrite:

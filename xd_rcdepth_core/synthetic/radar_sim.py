@@ -4,10 +4,11 @@ What it models, and why it matters for radar-camera depth: returns come from obj
 road), a few clusters per object depending on its size; detection follows a radar equation
 (SNR = RCS - 40 log10 r + const), so weak far targets drop out; range and azimuth are noisy and
 there is NO elevation: every point lies in the sensor plane (z = 0) whatever the height of what it
-hit; radial velocity is measured relative to the moving sensor (vx, vy) and ego-motion compensated
-(vx_comp, vy_comp); clutter (weak random returns) and multipath ghosts (a double-bounce copy at twice
-the range, or a mirror image behind a facade) add false points. All 18 nuScenes radar fields are
-filled so the points can be written as real .pcd files.
+hit (RadarSpec.z_noise: a noisy z instead, still without information); radial velocity is measured
+relative to the moving sensor (vx, vy) and ego-motion compensated (vx_comp, vy_comp); clutter (weak
+random returns) and multipath ghosts (a double-bounce copy at twice the range, or a mirror image
+behind a facade) add false points. All 18 nuScenes radar fields are filled so the points can be
+written as real .pcd files.
 """
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ class RadarSpec:
     dropout: float = 0.05
     clutter_mean: float = 8.0             # Poisson mean of clutter points per sweep
     ghost_probability: float = 0.15       # per strong (> 5 dBsm) detection
+    # Domain randomisation (randomise.py); the defaults are the plain world's radar.
+    density: float = 1.0                  # clusters per object x this (the cap too): sparser or denser clouds
+    z_noise: float = 0.0                  # m; 0: every z is 0 (nuScenes); else z ~ N(0, z_noise), no information
 
     @cached_property
     def grid(self) -> RayGrid:
@@ -110,8 +114,13 @@ def _scatterers(scene: Scene, t, T_world_radar, spec: RadarSpec, rng) -> _Detect
         members = np.flatnonzero(owner_col == obj)
         o = scene.objects[obj]
         sig = RADAR_SIGNATURE.get(o.category, RadarSignature((0.0, 5.0), 10, 1))
-        n = int(np.clip(np.ceil(members.size / sig.columns_per_detection), 1, sig.max_detections)) \
-            if sig.max_detections else 0
+        if spec.density == 1.0:
+            n = int(np.clip(np.ceil(members.size / sig.columns_per_detection), 1, sig.max_detections)) \
+                if sig.max_detections else 0
+        else:
+            cap = max(1, int(round(sig.max_detections * spec.density)))
+            n = int(np.clip(np.ceil(members.size * spec.density / sig.columns_per_detection), 1, cap)) \
+                if sig.max_detections else 0
         for chunk in np.array_split(members, n) if n else []:
             c = int(rng.choice(chunk))
             point = origin + r_col[c] * dirs_world[c]
@@ -189,6 +198,8 @@ def radar_sweep(scene: Scene, t: float, T_ego_radar: np.ndarray, rng: np.random.
         ca, sa = np.cos(az_m), np.sin(az_m)
         row = np.zeros(len(NUSCENES_RADAR_FIELDS), np.float32)
         row[COL['x']], row[COL['y']], row[COL['z']] = r_m * ca, r_m * sa, 0.0   # no elevation
+        if spec.z_noise > 0:       # a radar that reports a height, but one that carries no information
+            row[COL['z']] = rng.normal(0.0, spec.z_noise)
         row[COL['dyn_prop']] = _dyn_prop(v_abs, float(np.linalg.norm(v)), kind, rng)
         row[COL['rcs']] = np.round(rcs * 2) / 2                                # 0.5 dBsm steps
         row[COL['vx']], row[COL['vy']] = v_rel * ca, v_rel * sa

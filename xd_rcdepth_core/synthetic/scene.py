@@ -127,6 +127,14 @@ class Appearance:
     fog_distance: float        # m; colour -> horizon colour as 1 - exp(-depth / fog_distance)
     exposure: float
     shadow_strength: float     # 0 (overcast) .. 1
+    # Domain randomisation (randomise.py); the defaults are the plain world's look, bit for bit.
+    contrast: float = 1.0              # image contrast about its mean grey (weather-like haze < 1)
+    light_color: tuple = (1.0, 1.0, 1.0)   # white balance: per-channel gain of the whole image
+    blur: float = 0.0                  # Gaussian blur sigma in pixels at 1600 px width (defocus, motion)
+    noise_gain: float = 1.0            # sensor noise multiplier
+    vignette: float = 0.12             # corner darkening
+    texture_frequency: float = 1.0     # scales every procedural texture's spatial frequency
+    material_tint: tuple = None        # per material id an RGB albedo gain (None: none)
 
 
 @dataclass

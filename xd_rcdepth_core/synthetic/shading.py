@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from functools import cached_property, lru_cache
 
+import cv2
 import numpy as np
 
 from . import materials as M
@@ -89,6 +90,11 @@ class _Group:
         return self._row[:, 11:15]
 
 
+def _noise(scene: Scene, x, y, texels_per_metre: float, offset: float = 0.0, smooth: bool = False):
+    """textures.sample_noise at the scene's texture frequency (Appearance.texture_frequency)."""
+    return sample_noise(x, y, texels_per_metre * scene.appearance.texture_frequency, offset, smooth)
+
+
 def _surface_lighting(boxes: BoxSet, sun) -> tuple:
     """Per surface id: Lambert factor max(0, n . sun) and the normal's z (ground = id 1, faces 2 + 6 b + f);
     lighting depends only on the face, so it is looked up per pixel rather than computed."""
@@ -106,7 +112,7 @@ def _surface_lighting(boxes: BoxSet, sun) -> tuple:
 def _road(g: _Group, scene: Scene):
     x, y = g.world[:, 0], g.world[:, 1]
     road = scene.road
-    grain = 1.0 + 0.07 * sample_noise(x, y, 14.0) + 0.06 * sample_noise(x, y, 1.2, 91.0, smooth=True)
+    grain = 1.0 + 0.07 * _noise(scene, x, y, 14.0) + 0.06 * _noise(scene, x, y, 1.2, 91.0, smooth=True)
     track = np.zeros_like(x)
     for lane in range(road.lanes_per_direction):       # darker tyre tracks along every lane
         for oncoming in (False, True):
@@ -114,20 +120,20 @@ def _road(g: _Group, scene: Scene):
             track += np.exp(-np.square(dist * np.float32(4.0)))
     albedo = np.asarray(road.asphalt_color, np.float32) * (grain * (1.0 - 0.07 * track))[:, None]
     paint, paint_color = road.marking_mask(x, y)
-    albedo[paint] = paint_color[paint] * (0.93 + 0.05 * sample_noise(x[paint], y[paint], 20.0))[:, None]
+    albedo[paint] = paint_color[paint] * (0.93 + 0.05 * _noise(scene, x[paint], y[paint], 20.0))[:, None]
     return albedo
 
 
 def _verge(g, scene):
     x, y = g.world[:, 0], g.world[:, 1]
-    tone = 1.0 + 0.15 * sample_noise(x, y, 6.0, 7.0) + 0.15 * sample_noise(x, y, 0.7, 3.0, smooth=True)
+    tone = 1.0 + 0.15 * _noise(scene, x, y, 6.0, 7.0) + 0.15 * _noise(scene, x, y, 0.7, 3.0, smooth=True)
     return np.asarray(scene.road.verge_color, np.float32) * tone[:, None]
 
 
 def _sidewalk(g, scene):
     x, y = g.world[:, 0], g.world[:, 1]
     joint = (np.abs(wrap(x, 1.5) - 0.75) > 0.72) | (np.abs(wrap(y, 1.2) - 0.6) > 0.57)
-    tone = (1.0 + 0.06 * sample_noise(x, y, 10.0, 5.0)) * np.where(joint, np.float32(0.8), np.float32(1.0))
+    tone = (1.0 + 0.06 * _noise(scene, x, y, 10.0, 5.0)) * np.where(joint, np.float32(0.8), np.float32(1.0))
     return g.color * tone[:, None]
 
 
@@ -152,7 +158,7 @@ def _wall(g, scene):
     shop = inside & (cell_z == 0) & (fz > 0.12) & (fz < 0.8) & (np.abs(fs - 0.5) < 0.42)
     if shop.any():
         shop[shop] = hash01(g.box[shop], g.face[shop], cell_s[shop], 7) < 0.5
-    tone = 1.0 + 0.05 * sample_noise(s, zb, 8.0, 11.0) + 0.04 * sample_noise(s, zb, 1.0, 13.0)
+    tone = 1.0 + 0.05 * _noise(scene, s, zb, 8.0, 11.0) + 0.04 * _noise(scene, s, zb, 1.0, 13.0)
     albedo = g.color * tone[:, None]
     glass = window | shop
     lum = 0.55 + 0.9 * hash01(g.box[glass], g.face[glass], cell_s[glass], cell_z[glass])
@@ -162,13 +168,13 @@ def _wall(g, scene):
 
 def _roof(g, scene):
     x, y = g.world[:, 0], g.world[:, 1]
-    return np.full((g.n, 3), 0.36, np.float32) * (1.0 + 0.1 * sample_noise(x, y, 4.0, 17.0))[:, None]
+    return np.full((g.n, 3), 0.36, np.float32) * (1.0 + 0.1 * _noise(scene, x, y, 4.0, 17.0))[:, None]
 
 
 def _body(g, scene):
     """Paint, plus head/tail lights and a number plate (params[0]) and a bus's window band (params[1])."""
     loc, half, face, params = g.local, g.half, g.face, g.params
-    albedo = g.color * (1.0 + 0.03 * sample_noise(loc[:, 0], loc[:, 2], 20.0, 21.0))[:, None]
+    albedo = g.color * (1.0 + 0.03 * _noise(scene, loc[:, 0], loc[:, 2], 20.0, 21.0))[:, None]
     ends = (params[:, 0] > 0) & (face <= 1)
     lamp = ends & (np.abs(loc[:, 1]) > half[:, 1] - 0.35) & (loc[:, 2] > half[:, 2] - 0.3) & \
         (loc[:, 2] < half[:, 2] - 0.1)
@@ -206,7 +212,7 @@ def _tyre(g, scene):
 def _plain(strength, scale):
     def pattern(g, scene):
         w = g.world
-        tone = 1.0 + strength * sample_noise(w[:, 0] + w[:, 2], w[:, 1] - w[:, 2], scale, 29.0)
+        tone = 1.0 + strength * _noise(scene, w[:, 0] + w[:, 2], w[:, 1] - w[:, 2], scale, 29.0)
         return g.color * tone[:, None]
     return pattern
 
@@ -219,7 +225,7 @@ def _cone(g, scene):
 
 def _foliage(g, scene):
     w = g.world
-    tone = 0.75 + 0.35 * sample_noise(w[:, 0] + 0.7 * w[:, 2], w[:, 1] - 0.6 * w[:, 2], 9.0, 31.0)
+    tone = 0.75 + 0.35 * _noise(scene, w[:, 0] + 0.7 * w[:, 2], w[:, 1] - 0.6 * w[:, 2], 9.0, 31.0)
     return g.color * np.clip(tone, 0.2, 1.6)[:, None]
 
 
@@ -238,7 +244,7 @@ def _sky(scene: Scene, rays_world: np.ndarray) -> np.ndarray:
     col = horizon + (np.asarray(app.sky_zenith, np.float32) - horizon) * up[:, None]
     # clouds: noise on a plane 1 km up, faded out towards the horizon
     k = 1000.0 / np.maximum(d[:, 2], 0.05)
-    cloud = np.clip(sample_noise(d[:, 0] * k, d[:, 1] * k, 0.05, 43.0, smooth=True) - 0.2, 0.0, 1.5) * 0.5
+    cloud = np.clip(_noise(scene, d[:, 0] * k, d[:, 1] * k, 0.05, 43.0, smooth=True) - 0.2, 0.0, 1.5) * 0.5
     cloud *= np.clip(d[:, 2] * 8.0, 0.0, 1.0)
     return col + (1.0 - col) * cloud[:, None]
 
@@ -252,15 +258,33 @@ def _sensor_noise(height: int, width: int, rng: np.random.Generator) -> np.ndarr
 
 
 @lru_cache(maxsize=4)
-def _vignette(height: int, width: int) -> np.ndarray:
+def _vignette(height: int, width: int, strength: float = 0.12) -> np.ndarray:
     yy = (np.arange(height, dtype=np.float32) - height / 2) / (height / 2)
     xx = (np.arange(width, dtype=np.float32) - width / 2) / (width / 2)
-    return 1.0 - 0.12 * (yy[:, None] ** 2 + xx[None, :] ** 2)
+    return 1.0 - strength * (yy[:, None] ** 2 + xx[None, :] ** 2)
 
 
 @lru_cache(maxsize=4)
 def _noise_field(height: int, width: int) -> np.ndarray:
     return np.random.default_rng(777).standard_normal((3, height, width), dtype=np.float32) * 2.0
+
+
+def _weather_and_optics(image: np.ndarray, app) -> None:
+    """In place on the 3 x H x W float image (0..255 scale): white balance, contrast about the image's
+    mean grey (haze, low sun, overcast), Gaussian blur. Each step only when it changes something, so
+    the plain world's images stay bit for bit what they were."""
+    if tuple(app.light_color) != (1.0, 1.0, 1.0):
+        image *= np.asarray(app.light_color, np.float32)[:, None, None]
+    if app.contrast != 1.0:
+        mean = np.float32(image.mean())
+        image -= mean
+        image *= np.float32(app.contrast)
+        image += mean
+    if app.blur > 0:
+        sigma = float(app.blur) * image.shape[2] / 1600.0
+        if sigma >= 0.05:
+            for ch in range(3):
+                image[ch] = cv2.GaussianBlur(image[ch], (0, 0), sigma)
 
 
 def shade(scene: Scene, boxes: BoxSet, surface: np.ndarray, depth: np.ndarray, K, T_world_camera,
@@ -287,6 +311,8 @@ def shade(scene: Scene, boxes: BoxSet, surface: np.ndarray, depth: np.ndarray, K
         sel = order[start:start + count]
         start += count
         albedo = PATTERNS[mat](_Group(px, sel, on_box=mat not in GROUND_MATERIALS), scene)
+        if app.material_tint is not None:
+            albedo = albedo * np.asarray(app.material_tint[mat], np.float32)
         for ch in range(3):
             color[ch][sel] = albedo[:, ch]
     color *= light
@@ -308,7 +334,9 @@ def shade(scene: Scene, boxes: BoxSet, surface: np.ndarray, depth: np.ndarray, K
             image[ch][sky] = sky_color[:, ch]
     image = image.reshape(3, H, W)
     # Lens vignetting and sensor noise.
-    image *= _vignette(H, W) * np.float32(255.0 * app.exposure)
-    image += _sensor_noise(H, W, rng)
+    image *= _vignette(H, W, app.vignette) * np.float32(255.0 * app.exposure)
+    _weather_and_optics(image, app)
+    noise = _sensor_noise(H, W, rng)
+    image += noise if app.noise_gain == 1.0 else noise * np.float32(app.noise_gain)
     np.clip(image, 0, 255, out=image)
     return np.ascontiguousarray(image.astype(np.uint8).transpose(1, 2, 0))

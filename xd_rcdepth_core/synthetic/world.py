@@ -6,12 +6,15 @@ also has a native schedule (camera 12 Hz, lidar 20 Hz, radar 13 Hz, with per-sce
 timestamps never line up exactly, as in nuScenes).
 
 Determinism: the layout comes from the seed alone; the noise of a sensor reading comes from
-(seed, sensor, time in microseconds), so a reading does not depend on what was asked before it.
+(seed, sensor, time in microseconds), so a reading does not depend on what was asked before it; with
+`WorldSettings.randomise` the scene's light, weather, textures, camera and radar come from a stream
+of the seed of their own (randomise.py), so the street itself is the one the plain world has.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
+from typing import Optional
 
 import numpy as np
 
@@ -27,6 +30,7 @@ from ..geometry import transform_from_pose
 from .layout import LayoutSettings, make_scene
 from .lidar import LidarSpec, LidarSweep, lidar_sweep
 from .radar_sim import RadarSpec, RadarSweep, radar_sweep
+from .randomise import DomainRandomisation, draw_domain
 from .render import CameraRender, render_camera
 
 CAMERA, LIDAR, RADAR = 'CAM_FRONT', 'LIDAR_TOP', 'RADAR_FRONT'
@@ -42,6 +46,9 @@ class WorldSettings:
     lidar: LidarSpec = field(default_factory=LidarSpec)
     radar: RadarSpec = field(default_factory=RadarSpec)
     ego_speed: tuple = (5.0, 15.0)     # m/s
+    # Per-scene domain randomisation (randomise.py): light, weather, textures, camera mount and focal
+    # length, radar; drawn from the seed. None: the plain world, exactly as before.
+    randomise: Optional[DomainRandomisation] = None
 
 
 def _entropy(seed) -> tuple:
@@ -57,17 +64,40 @@ def _entropy(seed) -> tuple:
     return seed
 
 
+def scene_domain(seed, settings: WorldSettings):
+    """The randomise.SceneDomain World(seed, settings) draws (without building its layout); None when
+    settings.randomise is None."""
+    if settings.randomise is None:
+        return None
+    return draw_domain(_entropy(seed), settings.randomise, settings.camera, settings.radar)
+
+
+def settings_from_meta(meta: dict) -> WorldSettings:
+    """The WorldSettings a native synthetic dataset (its meta.json) was written with, as far as they
+    change the world: the domain randomisation (`synth --randomise`); the rest are the defaults."""
+    generator = (meta or {}).get('generator') or {}
+    randomise = generator.get('randomise')
+    return WorldSettings(randomise=DomainRandomisation.from_dict(randomise) if randomise is not None else None)
+
+
 class World:
-    """A deterministic synthetic driving scene with a camera, a lidar and a radar on the ego."""
+    """A deterministic synthetic driving scene with a camera, a lidar and a radar on the ego.
+
+    With `settings.randomise`, `settings` is the scene's drawn domain (its camera and radar; the
+    drawn look is `scene.appearance`), `requested` the settings asked for and `domain` the draw."""
 
     def __init__(self, seed=0, settings: WorldSettings | None = None):
-        self.settings = settings or WorldSettings()
+        self.settings = self.requested = settings or WorldSettings()
         self.entropy = _entropy(seed)
         rng = np.random.default_rng(list(self.entropy) + [0])
         self.scene = make_scene(rng, LayoutSettings(duration=self.settings.duration, far=self.settings.far,
                                                     ego_speed=self.settings.ego_speed))
         self.phase = {CAMERA: 0.0, LIDAR: float(rng.uniform(0, 1 / self.settings.lidar.rate_hz)),
                       RADAR: float(rng.uniform(0, 1 / self.settings.radar.rate_hz))}
+        self.domain = scene_domain(self.entropy, self.settings)
+        if self.domain is not None:
+            self.scene.appearance = self.domain.appearance
+            self.settings = replace(self.settings, camera=self.domain.camera, radar=self.domain.radar)
         cam = self.settings.camera
         self.T_ego_sensor = {
             CAMERA: transform_from_pose(cam.translation, cam.rotation),
@@ -142,4 +172,4 @@ class World:
         return value
 
     def with_settings(self, **changes) -> 'World':
-        return World(self.entropy, replace(self.settings, **changes))
+        return World(self.entropy, replace(self.requested, **changes))

@@ -49,6 +49,18 @@ class DataSection:
     # Ours: radar extrinsics perturbed per training item by up to [degrees yaw/pitch, metres per axis];
     # [0, 0] = off. Robustness to a mis-calibrated mount (benchmarks/distillation.py measures it).
     extrinsic_jitter: tuple = (0.0, 0.0)
+    # Ours (issue 14, transfer to real cameras; data/dataset.py AugmentConfig): contrast and saturation
+    # ranges inside the color_jitter_p jitter ([1, 1] = off), Gaussian blur (sigma px) and sensor noise
+    # (std in [0, 1] image units) each with its own probability (0 = off).
+    contrast: tuple = (1.0, 1.0)
+    saturation: tuple = (1.0, 1.0)
+    blur_p: float = 0.0
+    blur_sigma: tuple = (0.0, 0.0)
+    noise_p: float = 0.0
+    noise_std: tuple = (0.0, 0.0)
+    # Ours (issue 14): every frame resized to this fx (px) before cropping, so frames of cameras with
+    # other focal lengths show one camera, the one the checkpoint records; null = native size.
+    canonical_focal: Optional[float] = None
 
 
 @dataclass

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ..data.cache import CacheIndex
-from ..data.dataset import AugmentConfig, RadarDepthDataset
+from ..conventions import training_conventions
+from ..data.cache import CacheIndex, read_sample
+from ..data.dataset import AugmentConfig, RadarDepthDataset, resize_to_focal
 
 
 def draw_seed(seed: int, epoch: int, rank: int, position: int) -> int:
@@ -69,13 +70,54 @@ def make_loader(dataset: Dataset, sampler: ResumableSampler, workers: int, pin_m
                       pin_memory=pin_memory, drop_last=True, persistent_workers=False)
 
 
+def check_augmentation(config) -> None:
+    """The issue-14 data settings (contrast, saturation, blur, noise, canonical_focal) are valid."""
+    d = config.data
+    for name in ('contrast', 'saturation', 'blur_sigma', 'noise_std'):
+        lo_hi = tuple(getattr(d, name))
+        if len(lo_hi) != 2 or not 0 <= lo_hi[0] <= lo_hi[1]:
+            raise ValueError(f'data.{name} must be [low, high] with 0 <= low <= high, got {list(lo_hi)}')
+    for name in ('blur_p', 'noise_p'):
+        if not 0 <= getattr(d, name) <= 1:
+            raise ValueError(f'data.{name} must be in [0, 1], got {getattr(d, name)}')
+    if d.canonical_focal is not None and not (np.isfinite(d.canonical_focal) and d.canonical_focal > 0):
+        raise ValueError(f'data.canonical_focal must be a positive number of pixels (or null), got {d.canonical_focal}')
+    if config.distill.teacher_targets and (d.blur_p or d.noise_p or d.canonical_focal is not None):
+        raise ValueError('distill.teacher_targets needs data.blur_p=0, data.noise_p=0 and data.canonical_focal=null: '
+                         'the cached teacher outputs are of plain full frames')
+
+
+def augment_config(config) -> AugmentConfig:
+    """The training items' AugmentConfig from the config's data section."""
+    d = config.data
+    return AugmentConfig(crop=tuple(d.crop), flip_negates_lateral_velocity=d.flip_negates_lateral_velocity,
+                         color_p=d.color_jitter_p, extrinsic_jitter=tuple(d.extrinsic_jitter),
+                         contrast=tuple(d.contrast), saturation=tuple(d.saturation), blur_p=d.blur_p,
+                         blur_sigma=tuple(d.blur_sigma), noise_p=d.noise_p, noise_std=tuple(d.noise_std),
+                         canonical_focal=d.canonical_focal)
+
+
+def training_camera(config) -> dict | None:
+    """The training camera a checkpoint records (conventions.py ``inputs``): the cache's first training
+    sample as the network sees it, so at data.canonical_focal when that is set."""
+    d = config.data
+    if not d.cache:
+        return None
+    frame = read_sample(CacheIndex(d.cache).path(d.train_split, 0))
+    if d.canonical_focal is not None:
+        frame = resize_to_focal(frame, d.canonical_focal)
+        return training_conventions(np.diag([d.canonical_focal, d.canonical_focal, 1.0]), frame.height,
+                                    frame.width).to_dict()
+    return training_conventions(frame.K, frame.height, frame.width).to_dict()
+
+
 def cache_datasets(config):
     """The training Dataset and a function giving the val Frames of a prepared cache."""
     d = config.data
     if not d.cache:
         raise ValueError('no training data: set data.cache=PATH (a cache made by `xd-rcdepth prepare`)')
-    augment = AugmentConfig(crop=tuple(d.crop), flip_negates_lateral_velocity=d.flip_negates_lateral_velocity,
-                            color_p=d.color_jitter_p, extrinsic_jitter=tuple(d.extrinsic_jitter))
+    check_augmentation(config)
+    augment = augment_config(config)
     train = RadarDepthDataset(d.cache, d.train_split, train=True, augment=augment)
     if d.val_split is None:
         return train, None
