@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..conventions import training_conventions
+from ..conventions import InputConventions
 from ..data.cache import CacheIndex, read_sample
 from ..data.dataset import AugmentConfig, RadarDepthDataset
 from ..distill.teacher_targets import TeacherTargets
@@ -31,7 +31,7 @@ from ..metrics import HIGHER_IS_BETTER, range_key
 from ..models import build_model, load_model, read_checkpoint
 from ..pipeline import DepthEstimator
 from .config import TEACHER_MODELS, TrainConfig, dump_yaml, to_dict
-from .data import ResumableSampler, cache_datasets, make_loader
+from .data import ResumableSampler, cache_datasets, make_loader, training_camera
 from .distributed import DistContext, device_for
 from .objectives import make_objective
 from .optim import PolySchedule, build_optimizer, freeze_encoder_stem_and_bn
@@ -137,12 +137,8 @@ class Trainer:
         return teacher.to(self.device).eval()
 
     def _conventions(self) -> dict | None:
-        """The training camera (focal length, image size) checkpoints record, from the cache's first sample."""
-        d = self.config.data
-        if not d.cache:
-            return None
-        frame = read_sample(CacheIndex(d.cache).path(d.train_split, 0))
-        return training_conventions(frame.K, frame.height, frame.width).to_dict()
+        """The training camera (focal length, image size) checkpoints record (data.training_camera)."""
+        return training_camera(self.config)
 
     def _teacher_targets(self):
         """The teacher's cached outputs (distill.teacher_targets), or None to run it every step."""
@@ -272,8 +268,12 @@ class Trainer:
             return None
         cfg = self.config
         self.dist.broadcast_buffers(self.model)
+        # Validate as the checkpoint will run: at the training camera's focal length when frames were resized
+        # to one (data.canonical_focal), else as they come. backend torch: the weights change every time.
+        conventions = InputConventions.from_dict(self.conventions) \
+            if self.config.data.canonical_focal is not None else None
         estimator = DepthEstimator(self.model, device=str(self.device), precision='fp16' if self.amp else 'fp32',
-                                   backend='torch')   # the weights change every validation: no export
+                                   backend='torch', conventions=conventions)
         gather = self.dist.gather_objects if self.dist.enabled else None
         try:
             result = evaluate(estimator, self.val_frames(self.dist.rank, self.dist.world_size),

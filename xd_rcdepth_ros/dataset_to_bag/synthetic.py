@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from xd_rcdepth_core.frame import LIDAR_FIELDS
-from xd_rcdepth_core.synthetic import CAMERA, LIDAR, RADAR, SyntheticStore, World, WorldSettings, read_meta
+from xd_rcdepth_core.synthetic import CAMERA, LIDAR, RADAR, SyntheticStore, World, read_meta
+from xd_rcdepth_core.synthetic.world import settings_from_meta
 
 from ..bagfile import schema
 from .sources import RANK, CameraSample, CloudSample, Pending, PoseSample, SceneCalibration, SceneSource
@@ -36,7 +37,7 @@ def scene_names(root) -> list:
 
 def _world(meta: dict, scene: dict):
     """The World that generate_sequence used for this scene (same seed, same layout duration rule)."""
-    settings = WorldSettings()
+    settings = settings_from_meta(meta)   # a --randomise dataset's scenes come from the randomised world
     needed = int(scene['frames']) / settings.camera_rate + 1.0
     if needed > settings.duration:
         settings = replace(settings, duration=needed)
