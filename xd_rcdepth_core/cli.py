@@ -40,6 +40,8 @@ CORE_COMMANDS = (
     Command('export', 'xd_rcdepth_core.commands.export', 'export a checkpoint to ONNX or TorchScript, verified'),
     Command('import-weights', 'xd_rcdepth_core.commands.import_weights',
             "turn the authors' published CaFNet / LiRCDepth checkpoints into ours"),
+    Command('reproduce', 'xd_rcdepth_core.commands.reproduce',
+            "the whole paper as one resumable plan (prepare, train, evaluate, time) and a report beside its numbers"),
 )
 
 
