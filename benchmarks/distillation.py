@@ -27,8 +27,6 @@ The data are synthetic: the table measures whether the losses help here, not the
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import os
 import platform
@@ -43,7 +41,8 @@ sys.path.insert(0, str(ROOT))
 from xd_rcdepth_core.evaluate import EvalOptions, evaluate, frames_from_cache
 from xd_rcdepth_core.geometry import perturb_extrinsics
 from xd_rcdepth_core.pipeline import DepthEstimator
-from xd_rcdepth_core.training import Trainer, load_config
+from xd_rcdepth_core.reproduce.runs import RunBusy, finished_summary, last_checkpoint, train_run
+from xd_rcdepth_core.training import load_config
 from xd_rcdepth_core.training.synthetic_cache import make_synthetic_cache
 
 # Plans. Step costs on one thread of a 2-core AVX2 EPYC at 96 x 192, batch 4 (s / step): teacher ~5,
@@ -101,49 +100,18 @@ LABELS = {**LABELS, 'lircdepth': 'LiRCDepth (baseline)', 'radarnet': 'RadarNet (
 
 # ----------------------------------------------------------------------------- runs
 
-@contextlib.contextmanager
-def run_lock(run_dir: Path):
-    """Yields True when this process may train `run_dir` (no other process holds its lock)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / '.lock', 'w') as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def summary_of(run_dir: Path) -> dict | None:
-    path = run_dir / 'summary.json'
-    if path.is_file():
-        summary = json.loads(path.read_text())
-        if summary.get('finished'):
-            return summary
-    return None
-
-
 def train(run_dir: Path, recipe: str, overrides: list, log) -> dict | None:
-    """Train (or resume) one run; None when another process is training it."""
-    done = summary_of(run_dir)
-    if done:
-        return done
-    with run_lock(run_dir) as mine:
-        if not mine:
-            log(f'  {run_dir.name}: being trained by another process; skipped')
-            return None
-        resume = 'auto' if (run_dir / 'checkpoints' / 'last.pt').is_file() else None
-        config = load_config(ROOT / 'config' / f'train_{recipe.replace("-", "_")}.yaml', recipe,
-                             [f'run_dir={run_dir}', *overrides])
-        log(f'  {run_dir.name}: training {recipe}' + (' (resuming)' if resume else ''))
-        trainer = Trainer(config, resume=resume, log=lambda m: log(f'    {m}'), progress=False)
-        try:
-            return trainer.fit()
-        finally:
-            trainer.close()
+    """Train (or resume) one run; None when another process is training it (reproduce/runs.py)."""
+    if finished_summary(run_dir):
+        return finished_summary(run_dir)
+    config = load_config(ROOT / 'config' / f'train_{recipe.replace("-", "_")}.yaml', recipe,
+                         [f'run_dir={run_dir}', *overrides])
+    log(f'  {run_dir.name}: training {recipe}' + (' (resuming)' if last_checkpoint(run_dir) else ''))
+    try:
+        return train_run(config, log=lambda m: log(f'    {m}'))
+    except RunBusy:
+        log(f'  {run_dir.name}: being trained by another process; skipped')
+        return None
 
 
 def evaluate_run(run_dir: Path, cache: Path, split: str = 'test') -> dict:
@@ -322,7 +290,7 @@ def status(out: Path, runs: list) -> str:
     lines = []
     for name in ['teacher'] + [r[0] for r in runs]:
         run_dir = out / 'runs' / name
-        if summary_of(run_dir):
+        if finished_summary(run_dir):
             state = 'done' + (' (evaluated)' if (run_dir / 'eval_test' / 'metrics.json').is_file() else '')
         elif (run_dir / 'checkpoints' / 'last.pt').is_file():
             state = 'started (resumes)'
@@ -371,7 +339,7 @@ def main(argv=None) -> int:
                                        f'val_every={plan["teacher_val_every"]}',
                                        f'checkpoint_every={plan["teacher_val_every"]}',
                                        f'optim.lr={LR["teacher"]}', 'loss.w_single=1.0', *patience], log)
-    if not summary_of(teacher_dir):
+    if not finished_summary(teacher_dir):
         log('the teacher is not finished yet: students wait for it')
         return 0
     teacher_ckpt = teacher_dir / 'checkpoints' / 'best.pt'
@@ -392,7 +360,7 @@ def main(argv=None) -> int:
     log('evaluating finished runs on the test split')
     evals, vals, speeds = {}, {}, {}
     for run_dir in sorted((out / 'runs').iterdir()):
-        summary = summary_of(run_dir)
+        summary = finished_summary(run_dir)
         if not summary:
             continue
         row, _, seed = run_dir.name.rpartition('_s')
@@ -400,7 +368,7 @@ def main(argv=None) -> int:
         evals.setdefault(row, {})[seed] = evaluate_run(run_dir, cache)
         vals.setdefault(row, {})[seed] = (summary.get('best') or {}).get('value')
         speeds[run_dir.name] = summary.get('samples_per_s')
-    teacher_summary = summary_of(teacher_dir)
+    teacher_summary = finished_summary(teacher_dir)
     meta = dict(plan=args.plan, size=plan['size'], scenes=plan['scenes'], frames=plan['frames'], batch=plan['batch'],
                 teacher_steps=plan['teacher_steps'], student_steps=plan['student_steps'],
                 teacher_stopped_at=teacher_summary['step'], teacher_best=teacher_summary.get('best'),

@@ -10,7 +10,7 @@
   on one machine (``--standalone``) or several (torchrun's own rendezvous options).
 - What a run logged (``read_run_log``) and how fast it went (``seconds_per_step``).
 
-benchmarks/distillation.py keeps its own copy of the first three ideas; it could use these.
+benchmarks/distillation.py runs its plan with these too.
 """
 from __future__ import annotations
 
