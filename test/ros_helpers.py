@@ -139,6 +139,8 @@ class Streams:
         s.jump(to=100.0)                  # the timeline goes back (a looping bag); /clock follows with clock=True
     """
 
+    CLOCK_HZ = 100.0
+
     def __init__(self, harness, frames, t0: float, cam_hz: float = 12.0, radar_hz: float = 13.0,
                  radar_offset: float = 0.021, clock: bool = False):
         from builtin_interfaces.msg import Time  # noqa: F401  (fails early without ROS)
@@ -149,6 +151,7 @@ class Streams:
         self.wall_base = time.monotonic()
         self.next_image = self.next_radar = None
         self.clock_pub = None
+        self._last_clock = None
         if clock:
             from rclpy.qos import QoSProfile
             from rosgraph_msgs.msg import Clock
@@ -164,9 +167,15 @@ class Streams:
         self.next_image = self.next_radar = None
 
     def _publish_clock(self, t: float) -> None:
-        if self.clock_pub is not None:
-            from rosgraph_msgs.msg import Clock
-            self.clock_pub.publish(Clock(clock=stamp_msg(t)))
+        # At most CLOCK_HZ, as `ros2 bag play --clock` does (100 Hz by default): a /clock message on every
+        # loop turn floods the node's time-source callback and starves its inference thread of the GIL.
+        if self.clock_pub is None:
+            return
+        if self._last_clock is not None and self._last_clock <= t < self._last_clock + 1.0 / self.CLOCK_HZ:
+            return
+        from rosgraph_msgs.msg import Clock
+        self._last_clock = t
+        self.clock_pub.publish(Clock(clock=stamp_msg(t)))
 
     def run(self, seconds: float, camera: bool = True, radar: bool = True, image_hz: float | None = None,
             until=None) -> bool:

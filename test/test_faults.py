@@ -127,7 +127,8 @@ def test_time_jumps_backwards_with_use_sim_time(harness, frames):
     # A looping bag replayed with /clock: header stamps and the ROS clock both restart at the bag start.
     h = harness
     s = Streams(h, frames, t0=3000.0, clock=True)
-    assert s.run(20.0, until=lambda: len(h.depth) >= 3), 'no depth before the jump'
+    assert s.run(20.0, until=lambda: len(h.depth) >= 3), \
+        f'no depth before the jump: {h.node.pairer.stats} {h.node.stats.counts} {h.node.stats.bad}'
     s.run(2.0)                                               # a bag of 2 s and more
     n_diag = len(h.diagnostics)
     s.jump(to=3000.0)

@@ -176,12 +176,15 @@ def test_offline_and_live_agree(synthetic_bag, checkpoint, tmp_path):
     for key, entry in off['by_range'].items():
         assert entry['images'] == live['by_range'][key]['images'] == FRAMES
         for m in METRIC_NAMES:
-            assert live['by_range'][key][m] == pytest.approx(entry[m], rel=1e-5, abs=1e-6), (key, m)
+            assert live['by_range'][key][m] == pytest.approx(entry[m], rel=1e-4, abs=1e-6), (key, m)
+    # Same pixels in, same model: equal to float32 rounding. Not bitwise: oneDNN may pick other kernels
+    # (or summation orders) in another process on AVX-512 hosts (CI saw 1.9e-4 m at 15.7 m, 1.2e-5
+    # relative); a real difference in the pipeline (a resize, a pixel shift, a channel order) is metres.
     a, b = _depths(tmp_path / 'off'), _depths(tmp_path / 'live')
     assert sorted(a) == sorted(b) == [f['stamp_ns'] for f in off['frames']]
     for stamp in a:
         assert np.array_equal(np.isnan(a[stamp]), np.isnan(b[stamp]))
-        assert np.nanmax(np.abs(a[stamp] - b[stamp])) <= 1e-5
+        np.testing.assert_allclose(a[stamp], b[stamp], rtol=1e-4, atol=1e-5, equal_nan=True)
     # What each mode writes.
     saved = json.loads((tmp_path / 'off' / 'metrics.json').read_text())
     assert set(saved['by_range']) == {'50', '70', '80'} and saved['images'] == FRAMES
