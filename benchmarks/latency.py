@@ -3,14 +3,27 @@
     python benchmarks/latency.py                                   # defaults: ~10 min on a 2-core CPU
     python benchmarks/latency.py --models xd_rcdepth --sizes 448x800 --repeats 20
     python benchmarks/latency.py --compile xd_rcdepth              # also torch.compile the student
+    python benchmarks/latency.py --models xd_rcdepth --sizes 448x800 --threads 2   # the CPU goal check
 
-Models: the student (xd_rcdepth), the teacher (cafnet), the baseline (lircdepth). Paths, each the
-code DepthEstimator runs (xd_rcdepth_core.backends):
+Models: the student (xd_rcdepth; the shipped trained checkpoint, models/xd_rcdepth_synthetic.pt, unless
+--student-checkpoint says otherwise: int8 calibration and its accuracy gate need trained weights),
+the teacher (cafnet), the baseline (lircdepth) (random weights: speed does not depend on them).
+Paths, each the code DepthEstimator runs (xd_rcdepth_core.backends):
     CPU   torch eager fp32 (NCHW; the baseline every ratio uses), torch no_grad (vs inference_mode),
           torch channels_last fp32, torch channels_last bf16 autocast, torch.compile (opt-in),
-          onnxruntime fp32 (CPU execution provider)
+          onnxruntime fp32 (CPU execution provider), onnxruntime int8 (student: the accuracy-gated
+          int8 export of backends/int8.py; its gate result is in the row), openvino fp32 / int8
+          (when the optional openvino package is installed)
     CUDA  torch eager fp32, channels_last fp32, fp16 autocast, fp16 + CUDA graphs, torch.compile
-          (opt-in), onnxruntime fp32 / fp16 where the CUDA execution provider is installed
+          (opt-in), onnxruntime fp32 / fp16 where the CUDA execution provider is installed,
+          tensorrt fp32 / fp16 where ONNX Runtime has the TensorRT execution provider
+
+Goal check (CPU, the student at 448x800): the fastest path that passes the accuracy requirement
+(fp32 paths: exact, |depth - torch| within 0.01 m; int8 paths: their export passed the gate) must be
+at least 1.6x onnxruntime fp32 and 6x torch eager fp32. On a busy machine separate timings drift
+with the load, so these candidates are timed again interleaved (one call of each in turn, N rounds)
+and the ratios come from that, within one run. The report also says what backend 'auto' picks
+(backends/auto.py) and whether the measured fastest exact path agrees.
 Each path: warm-up passes, then the median and p95 of N timed passes (the teacher gets fewer on the
 CPU: ~20 s a pass at 896x1600), and the max |depth - baseline depth| in metres on the same synthetic
 frame, so a fast path that changes the answer shows it. Setup cost (ONNX export, compile) is reported
@@ -41,11 +54,22 @@ import torch
 
 from xd_rcdepth_core import viz
 from xd_rcdepth_core.backends import TorchBackend, TorchOptions, onnxruntime_available
-from xd_rcdepth_core.backends.ort_backend import CUDA_PROVIDER, OnnxRuntimeBackend, available_providers
-from xd_rcdepth_core.export import ExportSpec, cached_export
+from xd_rcdepth_core.backends.auto import candidates
+from xd_rcdepth_core.backends.int8 import Int8Settings, describe_gate
+from xd_rcdepth_core.backends.openvino_backend import OpenVinoBackend, openvino_available
+from xd_rcdepth_core.backends.ort_backend import (
+    CUDA_PROVIDER,
+    TENSORRT_PROVIDER,
+    OnnxRuntimeBackend,
+    available_providers,
+)
+from xd_rcdepth_core.conventions import InputConventions
+from xd_rcdepth_core.export import ExportSpec, cached_export, cached_int8_export
+from xd_rcdepth_core.exported import read_metadata
+from xd_rcdepth_core.inputs import finish_depth, normalise_image, prepare_inputs, radar_image, resize_frame_inputs
 from xd_rcdepth_core.models import build_model
+from xd_rcdepth_core.models.checkpoint import load_model
 from xd_rcdepth_core.models.summary import model_summary
-from xd_rcdepth_core.pipeline import finish_depth, normalise_image, prepare_inputs, radar_image, resize_frame_inputs
 from xd_rcdepth_core.synthetic import generate_sequence
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,13 +81,18 @@ STUDENT, TEACHER = 'xd_rcdepth', 'cafnet'
 DEFAULT_MODELS = (STUDENT, TEACHER, 'lircdepth')   # teacher second: the 8.8x goal needs it
 DEFAULT_SIZES = ('896x1600', '448x800')            # the paper's test frame and half of it
 BASELINE = 'torch eager fp32'
+ORT_FP32 = 'onnxruntime fp32'
 PAPER_TEACHER_OVER_STUDENT = 0.132 / 0.015         # docs/paper.md runtimes: CaFNet 0.132 s, XD-RCDepth 0.015 s
+SHIPPED_STUDENT = ROOT / 'models' / 'xd_rcdepth_synthetic.pt'
+GOAL_SIZE = (448, 800)
+GOAL_OVER_ORT, GOAL_OVER_EAGER = 1.6, 6.0
+EXACT_M = 0.01                                     # an fp32 path is exact when |depth - torch| <= 1 cm everywhere
 
 
 @dataclass(frozen=True)
 class InferencePath:
     name: str
-    backend: str                       # torch | torch-no_grad | onnxruntime
+    backend: str                       # torch | torch-no_grad | onnxruntime | tensorrt | openvino
     precision: str = 'fp32'
     options: TorchOptions = TorchOptions(channels_last=False)
     peak: str = 'fp32'                 # which matmul peak is its floor
@@ -77,14 +106,19 @@ def inference_paths(device: torch.device, compile_models: tuple) -> list:
     paths = [InferencePath(BASELINE, 'torch'), InferencePath('torch channels_last fp32', 'torch', options=cl)]
     if device.type == 'cpu':
         paths += [InferencePath('torch channels_last bf16', 'torch', 'bf16', cl, peak='bf16'),
-                  InferencePath('onnxruntime fp32', 'onnxruntime'),
+                  InferencePath(ORT_FP32, 'onnxruntime'),
+                  InferencePath('onnxruntime int8', 'onnxruntime', 'int8', models=(STUDENT,)),
+                  InferencePath('openvino fp32', 'openvino'),
+                  InferencePath('openvino int8', 'openvino', 'int8', models=(STUDENT,)),
                   InferencePath('torch no_grad fp32', 'torch-no_grad', models=light)]
     else:
         paths += [InferencePath('torch fp16', 'torch', 'fp16', cl, peak='fp16'),
                   InferencePath('torch fp16 cuda_graphs', 'torch', 'fp16', TorchOptions(True, cuda_graphs=True),
                                 peak='fp16'),
-                  InferencePath('onnxruntime fp32', 'onnxruntime'),
-                  InferencePath('onnxruntime fp16', 'onnxruntime', 'fp16', peak='fp16')]
+                  InferencePath(ORT_FP32, 'onnxruntime'),
+                  InferencePath('onnxruntime fp16', 'onnxruntime', 'fp16', peak='fp16'),
+                  InferencePath('tensorrt fp32', 'tensorrt'),
+                  InferencePath('tensorrt fp16', 'tensorrt', 'fp16', peak='fp16')]
     if compile_models:
         paths.append(InferencePath('torch.compile fp32', 'torch', options=TorchOptions(True, compile=True),
                                    models=tuple(compile_models)))
@@ -163,20 +197,27 @@ class NoGradRunner:
             return self.model(image.contiguous(), radar.contiguous())['depth']
 
 
-def make_runner(path: InferencePath, model, device, onnx_file):
+def make_runner(path: InferencePath, model, device, onnx_file, cache_dir: Path):
     if path.backend == 'torch-no_grad':
         return NoGradRunner(model, device)
-    if path.backend == 'onnxruntime':
-        return OnnxRuntimeBackend(onnx_file, device, threads=torch.get_num_threads())
+    if path.backend in ('onnxruntime', 'tensorrt'):
+        return OnnxRuntimeBackend(onnx_file, device, threads=torch.get_num_threads(),
+                                  tensorrt=path.backend == 'tensorrt', engine_cache=cache_dir / 'tensorrt')
+    if path.backend == 'openvino':
+        return OpenVinoBackend(onnx_file, device, threads=torch.get_num_threads())
     return TorchBackend(model, device, path.precision, path.options)
 
 
-def onnx_export(model, precision: str, cache_dir: Path) -> tuple:
+def onnx_export(model, precision: str, cache_dir: Path, conventions=None) -> tuple:
     """(file, seconds): a dynamic export (traced small, valid at every multiple of 32), as the
-    pipeline makes on the fly; correctness at each size shows in the row's max |depth diff|."""
+    pipeline makes on the fly; correctness at each size shows in the row's max |depth diff|. int8:
+    the accuracy-gated int8 file DepthEstimator makes (calibration and gate at 448x800)."""
     start = time.perf_counter()
     spec = ExportSpec('onnx', 64, 96, dynamic=True, fp16=precision == 'fp16')
-    path = cached_export(model, spec, cache_dir, verify=False)
+    if precision == 'int8':
+        path = cached_int8_export(model, spec, Int8Settings(), cache_dir, conventions)
+    else:
+        path = cached_export(model, spec, cache_dir, verify=False)
     return path, time.perf_counter() - start
 
 
@@ -189,6 +230,8 @@ class Run:
     started: float = field(default_factory=time.perf_counter)
     rows: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
+    sources: dict = field(default_factory=dict)     # model -> where its weights came from
+    runners: dict = field(default_factory=dict)     # (model, h, w, path) -> (runner, image, radar): goal check
 
     def over_budget(self) -> bool:
         return time.perf_counter() - self.started > self.args.budget_s
@@ -205,20 +248,24 @@ def path_available(path: InferencePath, name: str, device) -> str | None:
     """None, or why the path cannot run here."""
     if path.models is not None and name not in path.models:
         return 'not selected for this model'
-    if path.backend == 'onnxruntime':
+    if path.backend in ('onnxruntime', 'tensorrt', 'openvino'):
         if not onnxruntime_available():
             return 'onnxruntime not installed'
-        if device.type == 'cuda' and CUDA_PROVIDER not in available_providers():
+        if path.backend == 'onnxruntime' and device.type == 'cuda' and CUDA_PROVIDER not in available_providers():
             return f'no {CUDA_PROVIDER} in this onnxruntime (install onnxruntime-gpu)'
+        if path.backend == 'tensorrt' and TENSORRT_PROVIDER not in available_providers():
+            return f'no {TENSORRT_PROVIDER} in this onnxruntime'
+    if path.backend == 'openvino' and not openvino_available():
+        return 'openvino not installed (optional: pip install openvino)'
     return None
 
 
-def onnx_file_for(run: Run, model, precision: str, exports: dict) -> tuple:
+def onnx_file_for(run: Run, model, precision: str, exports: dict, conventions=None) -> tuple:
     """(file, export seconds or None when already made) of the model's export at this precision; an
     export that failed fails again at once (the exception is kept) instead of being retried per size."""
     if precision not in exports:
         try:
-            exports[precision] = onnx_export(model, precision, run.args.out / 'onnx_cache')
+            exports[precision] = onnx_export(model, precision, run.args.out / 'onnx_cache', conventions)
         except Exception as exc:
             exports[precision] = exc
             raise
@@ -232,10 +279,21 @@ def failure(exc: Exception) -> str:
     return f'failed: {type(exc).__name__}: {(str(exc).strip().splitlines() or [""])[0][:300]}'
 
 
+def load_bench_model(name: str, student_checkpoint):
+    """(model, conventions, source): the student from its checkpoint when one is given, else random."""
+    if name == STUDENT and student_checkpoint:
+        model, ckpt = load_model(student_checkpoint, map_location='cpu')
+        shown = Path(student_checkpoint).resolve()
+        shown = shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown
+        return model.eval(), InputConventions.from_dict(ckpt.get('inputs')), str(shown)
+    torch.manual_seed(0)
+    return build_model(name).eval(), InputConventions(), 'random weights (seed 0)'
+
+
 def bench_model(run: Run, name: str, sizes: list, paths: list, peaks: dict) -> None:
     device = run.device
-    torch.manual_seed(0)
-    model = build_model(name).eval()
+    model, conventions, source = load_bench_model(name, run.args.student_checkpoint)
+    run.sources[name] = source
     warmup, repeats = run.repeats(name)
     exports = {}
     for height, width in sizes:
@@ -252,9 +310,9 @@ def bench_model(run: Run, name: str, sizes: list, paths: list, peaks: dict) -> N
                 continue
             try:
                 setup_s = onnx_file = None
-                if path.backend == 'onnxruntime':
-                    onnx_file, setup_s = onnx_file_for(run, model, path.precision, exports)
-                runner = make_runner(path, model, device, onnx_file)
+                if path.backend in ('onnxruntime', 'tensorrt', 'openvino'):
+                    onnx_file, setup_s = onnx_file_for(run, model, path.precision, exports, conventions)
+                runner = make_runner(path, model, device, onnx_file, run.args.out / 'onnx_cache')
                 first = time.perf_counter()
                 depth = runner(image, radar)             # first call: compile / capture / session warm-up
                 sync(device)
@@ -276,10 +334,16 @@ def bench_model(run: Run, name: str, sizes: list, paths: list, peaks: dict) -> N
                    'max_abs_diff_m': float((depth - reference).abs().max()), **stats_ms(times)}
             row['floor_ms'] = 1e3 * gmacs / peaks[path.peak]
             row['over_floor'] = row['median_ms'] / row['floor_ms']
+            if path.precision == 'int8':
+                row['int8_gate'] = read_metadata(onnx_file).get('accuracy_gate')
+            row['exact'] = row['max_abs_diff_m'] <= EXACT_M if path.precision == 'fp32' else None
             run.rows.append(row)
+            run.runners[(name, height, width, path.name)] = (runner, image, radar)
             print(f"  {name:10s} {height}x{width} {path.name:26s} median {row['median_ms']:9.1f} ms  "
                   f"p95 {row['p95_ms']:9.1f}  x floor {row['over_floor']:5.1f}  |diff| {row['max_abs_diff_m']:.2g} m",
                   flush=True)
+            if (height, width) != GOAL_SIZE or name != STUDENT or device.type != 'cpu':
+                run.runners.pop((name, height, width, path.name), None)
             del runner
             if device.type == 'cuda':
                 torch.cuda.empty_cache()
@@ -317,6 +381,67 @@ def add_ratios(rows: list) -> None:
         r['teacher_same_path_over_this'] = same_teacher['median_ms'] / r['median_ms'] if same_teacher else None
 
 
+def passes_accuracy(row: dict) -> bool:
+    """fp32: exact (|depth - torch eager| <= 1 cm); int8: its export passed the accuracy gate; fp16 /
+    bf16: not exact, not gated: left out of the CPU goal."""
+    if row['precision'] == 'fp32':
+        return bool(row.get('exact'))
+    if row['precision'] == 'int8':
+        return bool(row.get('int8_gate'))
+    return False
+
+
+def interleaved(run: Run, rounds: int) -> dict | None:
+    """Median ms of the goal candidates (student, 448x800, CPU), timed one call each in turn for
+    ``rounds`` rounds: the load of a busy machine then hits every path alike."""
+    keys = [k for k in run.runners if k[0] == STUDENT and (k[1], k[2]) == GOAL_SIZE]
+    rows = {r['path']: r for r in run.rows if r['model'] == STUDENT and (r['height'], r['width']) == GOAL_SIZE}
+    keys = [k for k in keys if k[3] in rows and (passes_accuracy(rows[k[3]]) or k[3] in (BASELINE, ORT_FP32))]
+    if rounds < 1 or not any(k[3] == BASELINE for k in keys) or not any(k[3] == ORT_FP32 for k in keys):
+        return None
+    times = {k[3]: [] for k in keys}
+    for _ in range(rounds):
+        for key in keys:
+            runner, image, radar = run.runners[key]
+            start = time.perf_counter()
+            runner(image, radar)
+            times[key[3]].append(time.perf_counter() - start)
+    return {path: statistics.median(1e3 * t for t in v) for path, v in times.items()}
+
+
+def cpu_goal(rows: list, timed: dict | None) -> dict | None:
+    """The fastest student path at 448x800 that passes the accuracy requirement against onnxruntime
+    fp32 and torch eager fp32, from the interleaved timing when there is one."""
+    student = {r['path']: r for r in rows if r['model'] == STUDENT and (r['height'], r['width']) == GOAL_SIZE}
+    if BASELINE not in student or ORT_FP32 not in student:
+        return None
+    ms = timed or {p: r['median_ms'] for p, r in student.items()}
+    passing = [p for p in ms if p in student and passes_accuracy(student[p])]
+    if not passing:
+        return None
+    best = min(passing, key=ms.get)
+    over_ort, over_eager = ms[ORT_FP32] / ms[best], ms[BASELINE] / ms[best]
+    return {'path': best, 'ms': ms[best], 'ms_by_path': ms, 'timing': 'interleaved' if timed else 'separate',
+            'over_onnxruntime_fp32': over_ort, 'over_torch_eager_fp32': over_eager,
+            'goal_over_onnxruntime_fp32': GOAL_OVER_ORT, 'goal_over_torch_eager_fp32': GOAL_OVER_EAGER,
+            'met': over_ort >= GOAL_OVER_ORT and over_eager >= GOAL_OVER_EAGER,
+            'int8_gate': student[best].get('int8_gate')}
+
+
+def auto_check(rows: list, device) -> dict:
+    """What backend 'auto' picks for fp32 here, and the fastest exact fp32 path measured (student)."""
+    choice = candidates(device, 'fp32', onnxruntime_available())
+    picked = choice.candidates[0]
+    out = {'auto_fp32': picked.backend + (' + CUDA graphs' if picked.torch_options and
+                                          picked.torch_options.cuda_graphs else ''), 'reason': picked.why}
+    for size in sorted({(r['height'], r['width']) for r in rows if r['model'] == STUDENT}):
+        exact = [r for r in rows if r['model'] == STUDENT and (r['height'], r['width']) == size
+                 and r['precision'] == 'fp32' and r.get('exact')]
+        if exact:
+            out[f'fastest_exact_fp32_{size[0]}x{size[1]}'] = min(exact, key=lambda r: r['median_ms'])['path']
+    return out
+
+
 def goals(rows: list, processing: list) -> dict:
     def rows_of(model, h, w):
         return [r for r in rows if r['model'] == model and (r['height'], r['width']) == (h, w)]
@@ -348,6 +473,14 @@ def goals(rows: list, processing: list) -> dict:
     if shares:
         out['pre_post_fraction'] = shares
     return out
+
+
+def int8_lines(report: dict) -> list:
+    lines = []
+    for r in report['results']:
+        if r['precision'] == 'int8' and r.get('int8_gate'):
+            lines.append(f"- {r['model']} {r['path']}: accuracy gate passed, {describe_gate(r['int8_gate'])}")
+    return lines
 
 
 # ----------------------------------------------------------------------------- report
@@ -396,6 +529,23 @@ def markdown(report: dict) -> str:
         lines.append(f"- pre/post-processing at {size}: {s['pre_post_ms']:.1f} ms = "
                      f"{100 * s['fraction_of_fastest']:.1f} % "
                      f"of the fastest student path ({s['fastest_path']}; goal < {100 * s['goal']:.0f} %)")
+    c = g.get('cpu_fastest_accurate_448x800')
+    if c:
+        by = ', '.join(f'{k} {v:.1f} ms' for k, v in c['ms_by_path'].items())
+        lines.append(f"- **CPU goal, student 448x800** (fastest path passing the accuracy requirement >= "
+                     f"{c['goal_over_onnxruntime_fp32']}x onnxruntime fp32 and >= {c['goal_over_torch_eager_fp32']}x "
+                     f"torch eager fp32, {c['timing']} timing): {c['path']} {c['ms']:.1f} ms = "
+                     f"{c['over_onnxruntime_fp32']:.2f}x onnxruntime fp32, {c['over_torch_eager_fp32']:.2f}x torch "
+                     f"eager fp32: **{'met' if c['met'] else 'not met'}** ({by})")
+    a = g.get('auto')
+    if a:
+        fastest = ', '.join(f'{k[len("fastest_exact_fp32_"):]}: {v}' for k, v in a.items()
+                            if k.startswith('fastest_exact_fp32_'))
+        lines.append(f"- backend auto picks {a['auto_fp32']} for fp32 here; fastest exact fp32 path measured: "
+                     f"{fastest or '-'}")
+    lines += int8_lines(report)
+    if report.get('sources'):
+        lines.append('- weights: ' + '; '.join(f'{k}: {v}' for k, v in report['sources'].items()))
     if report['skipped']:
         lines += ['', 'Skipped: ' + '; '.join(f"{s['model']} {s['size']} {s['path']} ({s['why']})"
                                               for s in report['skipped'])]
@@ -441,6 +591,14 @@ def parse_args(argv=None):
     p.add_argument('--threads', type=int, default=None, help='intra-op threads for torch and onnxruntime')
     p.add_argument('--compile', nargs='*', default=[], metavar='MODEL',
                    help='also time torch.compile for these models (compile time is reported; minutes on a CPU)')
+    p.add_argument('--paths', nargs='+', default=None, metavar='PATH',
+                   help="only these inference paths (names as in the table, e.g. 'onnxruntime int8'; torch eager "
+                        'fp32, the baseline, always runs)')
+    p.add_argument('--student-checkpoint', default=str(SHIPPED_STUDENT) if SHIPPED_STUDENT.is_file() else None,
+                   help='checkpoint of the student (default: the shipped models/xd_rcdepth_synthetic.pt; '
+                        "'' for random weights)")
+    p.add_argument('--goal-rounds', type=int, default=15,
+                   help='interleaved rounds of the CPU goal check (student 448x800; default 15, 0 = off)')
     p.add_argument('--budget-s', type=float, default=840.0,
                    help='stop starting new measurements after this many seconds (default 840)')
     p.add_argument('--out', type=Path, default=Path('out/benchmarks'), help='output folder (default %(default)s)')
@@ -455,24 +613,41 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     env = environment(device, torch.get_num_threads())
     print(f"{env['device']} ({env['device_name']}), {env['threads']} threads, load {env['loadavg_start']}", flush=True)
+    paths = inference_paths(device, tuple(args.compile))
+    if args.paths:
+        unknown = set(args.paths) - {p.name for p in paths}
+        if unknown:
+            raise SystemExit(f'unknown path(s) {sorted(unknown)}: choose from {[p.name for p in paths]}')
+        paths = [p for p in paths if p.name in args.paths or p.name == BASELINE]
     peak_sources = {'torch fp32': matmul_peak_gmacs(device, torch.float32),
                     'onnxruntime fp32': onnxruntime_matmul_peak_gmacs(device)}
     low = 'bf16' if device.type == 'cpu' else 'fp16'
-    peak_sources[f'torch {low}'] = matmul_peak_gmacs(device, torch.bfloat16 if low == 'bf16' else torch.float16)
     # The floor uses the best library per dtype: a path is measured against what this device can do.
-    peaks = {'fp32': max(v for k, v in peak_sources.items() if k.endswith('fp32') and v),
-             low: peak_sources[f'torch {low}']}
+    peaks = {'fp32': max(v for k, v in peak_sources.items() if k.endswith('fp32') and v)}
+    if any(p.peak == low for p in paths):   # (a bf16 matmul without AVX512-BF16 can take minutes: only if needed)
+        peak_sources[f'torch {low}'] = matmul_peak_gmacs(device, torch.bfloat16 if low == 'bf16' else torch.float16)
+        peaks[low] = peak_sources[f'torch {low}']
     print('matmul peak GMAC/s: ' + ', '.join(f'{k} {v:.1f}' for k, v in peak_sources.items() if v), flush=True)
     run = Run(args, device)
-    paths = inference_paths(device, tuple(args.compile))
     for name in args.models:
         bench_model(run, name, args.sizes, paths, peaks)
+    timed = None
+    if device.type == 'cpu' and args.goal_rounds:
+        print(f'goal check: interleaved timing, {args.goal_rounds} rounds', flush=True)
+        timed = interleaved(run, args.goal_rounds)
+    run.runners.clear()
     processing = [bench_processing(size, device) for size in args.sizes]
     add_ratios(run.rows)
     env['loadavg_end'] = [round(v, 2) for v in os.getloadavg()]
+    report_goals = goals(run.rows, processing)
+    if device.type == 'cpu':
+        goal = cpu_goal(run.rows, timed)
+        if goal:
+            report_goals['cpu_fastest_accurate_448x800'] = goal
+    report_goals['auto'] = auto_check(run.rows, device)
     report = {'environment': env, 'peak_gmacs': peaks, 'peak_gmacs_by_library': peak_sources, 'results': run.rows,
-              'processing': processing,
-              'skipped': run.skipped, 'goals': goals(run.rows, processing),
+              'processing': processing, 'sources': run.sources,
+              'skipped': run.skipped, 'goals': report_goals,
               'wall_s': time.perf_counter() - run.started}
     table = markdown(report)
     (args.out / 'latency.json').write_text(json.dumps(report, indent=2) + '\n')

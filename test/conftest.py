@@ -1,6 +1,9 @@
 """Shared test set-up: DDS stays on loopback in a domain of its own for every test run."""
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,11 @@ SHARED_DATA = Path(os.environ.get('XD_RCDEPTH_SHARED_DATA') or ROOT.parent / 'sh
 
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.setdefault('ROS_DOMAIN_ID', str(20 + os.getpid() % 80))
+# Backend auto exports checkpoints to ONNX on the fly into $XD_RCDEPTH_CACHE (else ~/.cache): tests,
+# and the nodes they start, share one throwaway cache instead of writing into the user's home.
+if 'XD_RCDEPTH_CACHE' not in os.environ:
+    os.environ['XD_RCDEPTH_CACHE'] = tempfile.mkdtemp(prefix='xd_rcdepth_test_cache_')
+    atexit.register(shutil.rmtree, os.environ['XD_RCDEPTH_CACHE'], True)
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 

@@ -173,3 +173,142 @@ def test_node_runs_with_backend_onnxruntime(ros, student, frames, cache_dir, ort
         assert h.node.estimator is None
     finally:
         h.close()
+
+
+# ----------------------------------------------------------------------------- backend auto
+
+def test_auto_on_a_cpu_runs_onnxruntime_and_says_why(student, frames, cache_dir, ort_estimator):
+    est = DepthEstimator(student, device='cpu', backend='auto', cache_dir=cache_dir, threads=1)
+    info = est.backend_info
+    assert info['backend'] == 'onnxruntime' and info['chosen_by'] == 'auto'
+    assert info['reason'].startswith('auto: CPU, fp32: onnxruntime')
+    assert est.backend.path == ort_estimator.backend.path, 'auto exported again instead of using the cache'
+    np.testing.assert_array_equal(est.predict(frames[0]).depth, ort_estimator.predict(frames[0]).depth)
+    # A backend asked for by name records no choice.
+    assert 'reason' not in ort_estimator.backend_info and 'chosen_by' not in ort_estimator.backend_info
+
+
+def test_auto_without_onnxruntime_falls_back_to_torch(student, monkeypatch):
+    from xd_rcdepth_core import pipeline
+    monkeypatch.setattr(pipeline, 'onnxruntime_available', lambda: False)
+    info = DepthEstimator(student, device='cpu', backend='auto').backend_info
+    assert info['backend'] == 'torch' and 'onnxruntime: not installed' in info['reason']
+    # bf16 is a torch path whatever is installed; int8 needs onnxruntime.
+    monkeypatch.undo()
+    assert DepthEstimator(student, device='cpu', backend='auto', precision='bf16').backend_info['backend'] == 'torch'
+    monkeypatch.setattr(pipeline, 'onnxruntime_available', lambda: False)
+    with pytest.raises(ValueError, match='int8 runs a quantised ONNX model: install onnx and onnxruntime'):
+        DepthEstimator(student, device='cpu', backend='auto', precision='int8')
+
+
+def test_auto_skips_a_path_that_does_not_start(student, cache_dir, monkeypatch):
+    """A candidate that fails to start (TensorRT libraries missing, say) is skipped, and the reason says so."""
+    from xd_rcdepth_core import pipeline
+    from xd_rcdepth_core.backends.auto import AutoChoice, Candidate
+    choice = AutoChoice([Candidate('tensorrt', 'first choice'), Candidate('onnxruntime', 'second choice')])
+    monkeypatch.setattr(pipeline, 'candidates', lambda *a: choice)
+    info = DepthEstimator(student, device='cpu', backend='auto', cache_dir=cache_dir).backend_info
+    assert info['backend'] == 'onnxruntime'
+    assert info['reason'].startswith('auto: second choice; tensorrt: backend tensorrt runs on a CUDA device')
+
+
+def test_auto_cuda_order_and_fallbacks(monkeypatch):
+    """No GPU here: the CUDA choice is checked on the candidate list, with the providers an
+    onnxruntime-gpu build would report."""
+    from xd_rcdepth_core.backends import auto
+    cuda = torch.device('cuda', 0)
+    monkeypatch.setattr(auto, '_ort_providers', lambda: ['TensorrtExecutionProvider', 'CUDAExecutionProvider',
+                                                         'CPUExecutionProvider'])
+    order = auto.candidates(cuda, 'fp16', True).candidates
+    assert [c.backend for c in order] == ['tensorrt', 'torch', 'onnxruntime', 'torch']
+    assert order[1].torch_options.cuda_graphs and not order[3].torch_options.cuda_graphs
+    assert [c.backend for c in auto.candidates(cuda, 'int8', True).candidates] == ['tensorrt']
+    # The pinned CPU wheel on a GPU machine: torch on CUDA (CUDA graphs first), saying why not the others.
+    monkeypatch.setattr(auto, '_ort_providers', lambda: ['CPUExecutionProvider'])
+    choice = auto.candidates(cuda, 'fp32', True)
+    assert [c.backend for c in choice.candidates] == ['torch', 'torch']
+    assert any('onnxruntime-gpu' in s for s in choice.skipped)
+    assert [c.backend for c in auto.candidates(cuda, 'fp32', False).candidates] == ['torch', 'torch']
+    with pytest.raises(ValueError, match='int8 on a GPU needs the TensorRT execution provider'):
+        auto.candidates(cuda, 'int8', True)
+
+
+def test_auto_on_a_cpu_runs_int8_in_openvino_when_installed():
+    from xd_rcdepth_core.backends import auto
+    cpu = torch.device('cpu')
+    assert [c.backend for c in auto.candidates(cpu, 'int8', True, openvino=True).candidates] == ['openvino',
+                                                                                                'onnxruntime']
+    choice = auto.candidates(cpu, 'int8', True, openvino=False)
+    assert [c.backend for c in choice.candidates] == ['onnxruntime'] and 'pip install openvino' in choice.skipped[0]
+    # fp32: OpenVINO measured slower than ONNX Runtime, so never auto's choice.
+    assert auto.candidates(cpu, 'fp32', True, openvino=True).candidates[0].backend == 'onnxruntime'
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(backend='openvino', precision='bf16'), 'bf16'),
+    (dict(backend='tensorrt'), 'CUDA device'),
+    (dict(backend='torch', precision='int8'), 'int8 runs a quantised ONNX model'),
+    (dict(backend='auto', precision='fp16'), 'fp16 needs a CUDA'),
+])
+def test_bad_auto_int8_openvino_settings_are_clear_errors(student, cache_dir, kwargs, message):
+    pytest.importorskip('openvino') if kwargs.get('backend') == 'openvino' else None
+    with pytest.raises(ValueError, match=message):
+        DepthEstimator(student, device='cpu', cache_dir=cache_dir, **kwargs)
+
+
+# ----------------------------------------------------------------------------- OpenVINO (optional)
+
+def test_openvino_missing_is_one_clear_error(student, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, 'openvino', None)      # import openvino -> ImportError
+    with pytest.raises(ValueError, match=r'backend openvino needs the optional openvino package.*pip install '
+                                         'openvino'):
+        DepthEstimator(student, device='cpu', backend='openvino')
+
+
+def test_openvino_matches_torch(student, frames, cache_dir):
+    pytest.importorskip('openvino', reason='openvino is installed by make test (requirements.txt)')
+    est = DepthEstimator(student, device='cpu', backend='openvino', cache_dir=cache_dir, threads=1)
+    info = est.backend_info
+    assert info['backend'] == 'openvino' and info['precision'] == 'fp32' and info['dynamic']
+    reference = DepthEstimator(student, device='cpu').predict(frames[0]).depth
+    got = est.predict(frames[0]).depth
+    assert got.shape == (H, W)
+    np.testing.assert_allclose(got, reference, atol=1e-3)   # fp32 (precision hint f32), another summation order
+    np.testing.assert_array_equal(est.predict(frames[0]).depth, got)   # a second call reuses the compiled size
+
+
+# ----------------------------------------------------------------------------- the node's parameters
+
+def _settings(**changes):
+    from xd_rcdepth_ros.params import PARAMETERS, read_settings
+    values = {p.name: p.default for p in PARAMETERS}
+    values.update(checkpoint='model.pt', **changes)
+    return read_settings(values.__getitem__)
+
+
+def test_node_backend_defaults_to_auto_and_int8_is_checked():
+    from xd_rcdepth_ros.params import BY_NAME, ParameterError, check_compute
+    assert BY_NAME['backend'].default == 'auto' and 'int8' in BY_NAME['precision'].choices
+    assert set(BY_NAME['backend'].choices) == {'auto', 'torch', 'onnxruntime', 'tensorrt', 'openvino'}
+    assert check_compute(_settings(device='cpu', precision='int8')).type == 'cpu'
+    for changes, message in ((dict(precision='int8', backend='torch'), "'precision' = 'int8' needs backend auto"),
+                             (dict(precision='bf16', backend='openvino'), "'precision' = 'bf16' needs backend torch"),
+                             (dict(backend='tensorrt2'), "'backend'")):
+        with pytest.raises(ParameterError, match=message):
+            _settings(**changes)
+    with pytest.raises(ParameterError, match="'precision' = 'fp16' with backend 'auto' on cpu"):
+        check_compute(_settings(device='cpu', precision='fp16'))
+
+
+def test_node_default_backend_is_auto(ros, student, cache_dir, tmp_path, monkeypatch):
+    from ros_helpers import Harness
+    monkeypatch.setenv('XD_RCDEPTH_CACHE', str(cache_dir))    # the export made above is reused
+    checkpoint = save_checkpoint(tmp_path / 'student.pt', student)
+    h = Harness(checkpoint, np.eye(4), 'xd_rcdepth_auto', torch_threads=1)
+    try:
+        h.start()
+        info = h.node.estimator.backend_info
+        assert info['backend'] == 'onnxruntime' and info['chosen_by'] == 'auto' and 'CPU, fp32' in info['reason']
+    finally:
+        h.close()

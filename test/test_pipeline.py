@@ -1,4 +1,5 @@
 """DepthEstimator: the one inference path, on real (tiny) models and synthetic frames."""
+import argparse
 import json
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from xd_rcdepth_core.commands import eval as eval_command
 from xd_rcdepth_core.models import build_model
 from xd_rcdepth_core.models.checkpoint import save_checkpoint
 from xd_rcdepth_core.pipeline import DepthEstimator, resolve_device
@@ -82,13 +84,25 @@ def test_saliency_works_on_frozen_weights(frame):
 @pytest.mark.parametrize('kwargs, message', [
     (dict(device='tpu'), 'device'),
     (dict(device='cuda:7'), 'CUDA' if not torch.cuda.is_available() else 'does not exist'),
-    (dict(precision='int8'), 'precision'),
+    (dict(precision='int8'), 'precision int8 runs a quantised ONNX model: use backend auto'),   # torch: no int8
+    (dict(precision='int4', backend='auto'), "precision 'int4' is not supported"),
+    (dict(backend='tpu'), "backend 'tpu' is not supported: use auto, torch, onnxruntime, tensorrt, openvino"),
     (dict(device='cpu', precision='fp16'), 'fp16 needs a CUDA'),
     (dict(device='cpu', input_size=(8, 8)), 'input_size'),
 ])
 def test_bad_settings_are_clear_errors(student, kwargs, message):
     with pytest.raises(ValueError, match=message):
         DepthEstimator(student, **kwargs)
+
+
+def test_default_backend_is_torch_and_auto_is_asked_for(frame, student):
+    """DepthEstimator itself stays on torch (a model in memory may be training: an export would be stale);
+    its users (node, eval, replay-eval, demo) ask for 'auto'."""
+    est = DepthEstimator(student, device='cpu')
+    assert est.backend_info['backend'] == 'torch' and 'chosen_by' not in est.backend_info
+    parser = argparse.ArgumentParser()
+    eval_command.add_arguments(parser)
+    assert parser.parse_args(['--checkpoint', 'x.pt']).backend == 'auto'
 
 
 def test_auto_device_and_checkpoint_round_trip(tmp_path, frame, student):

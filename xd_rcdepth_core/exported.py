@@ -55,7 +55,7 @@ def read_metadata(path) -> dict:
     if path.suffix == '.onnx' or _is_onnx(path):
         import onnx
         proto = onnx.load(str(path), load_external_data=False)
-        meta = {p.key: json.loads(p.value) for p in proto.metadata_props}
+        meta = {p.key: _json_or_text(p.value) for p in proto.metadata_props}
     else:
         files = {METADATA_FILE: ''}
         with warnings.catch_warnings():
@@ -65,6 +65,14 @@ def read_metadata(path) -> dict:
     if 'model_name' not in meta:
         raise ValueError(f'{path} is not an xd_rcdepth export (no model_name in its metadata)')
     return meta
+
+
+def _json_or_text(value: str):
+    """Our values are JSON; tools that rewrite a file (ONNX Runtime's quantiser) may add plain strings."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 def _is_onnx(path: Path) -> bool:

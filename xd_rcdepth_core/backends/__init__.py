@@ -4,15 +4,20 @@
                  measured to help (inference_mode, channels_last, autocast) and opt-in ones
                  (torch.compile, CUDA graphs).
     onnxruntime  OnnxRuntimeBackend (ort_backend.py): an exported ONNX file (export.py) in ONNX
-                 Runtime, CPU or CUDA execution provider.
+                 Runtime, CPU or CUDA execution provider; fp32, fp16 or int8 (int8.py).
+    tensorrt     OnnxRuntimeBackend with ONNX Runtime's TensorRT execution provider (CUDA).
+    openvino     OpenVinoBackend (openvino_backend.py): the same ONNX file in OpenVINO on the CPU
+                 (optional package: pip install openvino).
+    auto         not a backend of its own: auto.py picks one of the above for the device and precision.
 
-Both are callables ``backend(image, radar) -> depth`` taking the tensors DepthEstimator.prepare
+Each is a callable ``backend(image, radar) -> depth`` taking the tensors DepthEstimator.prepare
 makes and returning a (1, 1, H, W) float32 torch tensor in metres; ``info`` says what runs.
-verify.py compares an exported file with the PyTorch model it came from.
+verify.py compares an exported file with the PyTorch model it came from; int8.py quantises an fp32
+export and holds it to an accuracy gate.
 """
 from .torch_backend import TorchBackend, TorchOptions
 
-BACKENDS = ('torch', 'onnxruntime')
+BACKENDS = ('auto', 'torch', 'onnxruntime', 'tensorrt', 'openvino')
 
 
 def onnxruntime_available() -> bool:

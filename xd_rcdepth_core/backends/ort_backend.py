@@ -1,8 +1,14 @@
 """An exported depth-path ONNX file (export.py) run in ONNX Runtime.
 
 Execution provider: the CPU, or CUDA where the installed onnxruntime has it (the onnxruntime-gpu
-wheel; requirements.txt pins the CPU wheel). I/O is float32 numpy on the host: with the CUDA provider
-ORT copies in and out each call (a few ms at 896x1600; IO binding would save them).
+wheel; requirements.txt pins the CPU wheel), or TensorRT (``tensorrt=True``: ONNX Runtime's TensorRT
+execution provider, in onnxruntime-gpu builds with TensorRT installed; fp16 kernels with precision
+fp16, the file's own QDQ int8 with an int8 file; engines cached beside the ONNX cache, so only the
+first run at a size builds one, which takes minutes). I/O is float32 numpy on the host: with the CUDA
+provider ORT copies in and out each call (a few ms at 896x1600; IO binding would save them).
+The TensorRT path has not run here (no GPU on this project's machines): it is written from ONNX
+Runtime's documentation, and DepthEstimator's backend 'auto' falls back to the next path when it
+cannot start.
 
 A dynamic export takes sizes that are multiples of 32 (its metadata says so): inputs of other sizes
 are padded here exactly as the models pad themselves (image: edge, radar: zeros, bottom/right) and
@@ -20,6 +26,7 @@ from ..exported import read_metadata
 
 CUDA_PROVIDER = 'CUDAExecutionProvider'
 CPU_PROVIDER = 'CPUExecutionProvider'
+TENSORRT_PROVIDER = 'TensorrtExecutionProvider'
 
 
 def available_providers() -> list:
@@ -41,13 +48,18 @@ def pad_to_multiple(image: np.ndarray, radar: np.ndarray, multiple: int):
 class OnnxRuntimeBackend:
     name = 'onnxruntime'
 
-    def __init__(self, onnx_path, device: torch.device, threads: int | None = None):
+    def __init__(self, onnx_path, device: torch.device, threads: int | None = None, tensorrt: bool = False,
+                 engine_cache=None):
         import onnxruntime as ort
         self.path = Path(onnx_path)
         self.meta = read_metadata(self.path)
         self.device = device
+        self.precision = self.meta.get('precision', 'fp32')
         providers = [CPU_PROVIDER]
-        if device.type == 'cuda':
+        if tensorrt:
+            self.name = 'tensorrt'
+            providers = self._tensorrt_providers(device, engine_cache)
+        elif device.type == 'cuda':
             if CUDA_PROVIDER not in available_providers():
                 raise ValueError(f'backend onnxruntime on {device} needs the {CUDA_PROVIDER} (the onnxruntime-gpu '
                                  f'package); this onnxruntime has {", ".join(available_providers())}: '
@@ -55,14 +67,32 @@ class OnnxRuntimeBackend:
             providers = [(CUDA_PROVIDER, {'device_id': device.index or 0}), CPU_PROVIDER]
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3    # errors only: a quantised graph's unused-initializer notes are noise
         if threads:
             options.intra_op_num_threads = int(threads)
         self.threads = threads
         self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         self.providers = self.session.get_providers()
+        if tensorrt and TENSORRT_PROVIDER not in self.providers:
+            raise ValueError(f'backend tensorrt: ONNX Runtime did not start its {TENSORRT_PROVIDER} (TensorRT '
+                             f'libraries missing?); the session has {", ".join(self.providers)}')
         self.input_size = tuple(self.meta['input_size']) if self.meta.get('input_size') else None
         self.multiple = int(self.meta.get('input_multiple', 1))
-        self.precision = self.meta.get('precision', 'fp32')
+
+    def _tensorrt_providers(self, device: torch.device, engine_cache) -> list:
+        have = available_providers()
+        if device.type != 'cuda':
+            raise ValueError(f'backend tensorrt runs on a CUDA device, not {device}')
+        if TENSORRT_PROVIDER not in have:
+            raise ValueError(f'backend tensorrt needs the {TENSORRT_PROVIDER} (onnxruntime-gpu with TensorRT '
+                             f'installed); this onnxruntime has {", ".join(have)}')
+        trt = {'device_id': device.index or 0, 'trt_fp16_enable': self.precision == 'fp16',
+               'trt_int8_enable': self.precision == 'int8'}
+        if engine_cache is not None:
+            Path(engine_cache).mkdir(parents=True, exist_ok=True)
+            trt.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(engine_cache))
+        cuda = [(CUDA_PROVIDER, {'device_id': device.index or 0})] if CUDA_PROVIDER in have else []
+        return [(TENSORRT_PROVIDER, trt), *cuda, CPU_PROVIDER]
 
     @property
     def info(self) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..backends import BACKENDS
 from ..data.cache import CacheIndex
 from ..errors import UserError
 from ..evaluate import EvalOptions, evaluate, frames_from_cache, frames_from_synthetic
@@ -48,8 +49,9 @@ def eval_multiple(args) -> int:
     return CacheIndex(args.cache).eval_multiple(args.split)
 
 
-def estimator(path, args, precision='fp32'):
-    return DepthEstimator.from_checkpoint(path, device=args.device, precision=precision)
+def estimator(path, args, precision='fp32', backend=None):
+    return DepthEstimator.from_checkpoint(path, device=args.device, precision=precision,
+                                          backend=backend or getattr(args, 'backend', 'auto'))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_source_arguments(parser)
     parser.add_argument('--out', default=None, help='output folder (default: eval-<split> beside the checkpoint)')
     parser.add_argument('--precision', default='fp32', choices=('fp32', 'fp16'))
+    parser.add_argument('--backend', default='auto', choices=BACKENDS,
+                        help='inference backend (default auto: the fastest installed for the device, e.g. '
+                             'onnxruntime on a CPU; the choice is printed)')
     parser.add_argument('--gt', default='depth_sparse', choices=('depth_sparse', 'depth_accumulated', 'depth_interp',
                                                                  'depth_dense'),
                         help='ground truth (paper: depth_sparse, the single lidar sweep)')
@@ -75,7 +80,8 @@ def run(args) -> int:
     if args.figures < 0:
         raise UserError(f'--figures must be 0 or more, got {args.figures}')
     student = estimator(args.checkpoint, args, args.precision)
-    teacher = estimator(args.teacher, args) if args.teacher else None
+    # The teacher only gives the figures its Grad-CAM maps: a torch path (no export of 60 M parameters).
+    teacher = estimator(args.teacher, args, backend='torch') if args.teacher else None
     frames, source = open_frames(args)
     default_out = Path(args.checkpoint).resolve().parent / f'eval-{args.split if args.cache else "synthetic"}'
     out = Path(args.out) if args.out else default_out
@@ -83,8 +89,10 @@ def run(args) -> int:
                           save_predictions=args.save_predictions, figures=args.figures,
                           saliency_layer=args.saliency_layer, progress=not args.quiet,
                           **({'ranges': tuple(args.ranges)} if args.ranges else {}))
+    info = student.backend_info
+    print(f"backend {info['backend']} ({info.get('reason', 'as asked')})")
     meta = {'checkpoint': str(args.checkpoint), 'model': student.model.model_name, 'source': source,
-            'device': str(student.device), 'precision': args.precision}
+            'device': str(student.device), 'precision': args.precision, 'backend': info['backend']}
     result = evaluate(student, frames, options, out, teacher=teacher, meta=meta)
     if result['images'] == 0:
         raise UserError(f'no frames to evaluate in {source}')

@@ -4,12 +4,16 @@
     -> the paper's metrics against the bag's lidar, latency, PNG panels, and the node's outputs as a bag
 
 Each stage is one of the project's own commands (synth, to-bag, replay-eval --live), so the demo is
-also the recipe for a user's own bag: replace the first two stages with their recording.
+also the recipe for a user's own bag: replace the first two stages with their recording. The node
+runs as a user would run it: backend auto (the fastest installed path for the device: ONNX Runtime
+on a CPU); latency.md names the backend the node chose and why (from its log).
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import json
+import re
 import time
 from pathlib import Path
 
@@ -31,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--device', default='auto',
                         help='node device: auto (CUDA if present), cpu, cuda (default auto)')
     parser.add_argument('--figures', type=int, default=3, help='PNG panels of N frames (default 3)')
+    parser.add_argument('--backend', default='auto',
+                        help='node backend: auto (default: the fastest installed), torch, onnxruntime, tensorrt, '
+                             'openvino')
 
 
 def _command(argv: list) -> None:
@@ -66,33 +73,64 @@ def run(args) -> int:
 
     t = _stage(f'the node live on a /clock replay of the bag, checkpoint {checkpoint}', 3)
     _command(['replay-eval', str(bag), '--checkpoint', str(checkpoint), '--live', '--record-visuals',
-              '--device', args.device, '--figures', str(args.figures), '--out', str(evaluation), '--overwrite'])
+              '--device', args.device, '--backend', args.backend, '--figures', str(args.figures),
+              '--out', str(evaluation), '--overwrite'])
     times['replay_eval_s'] = time.monotonic() - t
     times['total_s'] = time.monotonic() - t_all
 
     result = json.loads((evaluation / 'metrics.json').read_text())
-    _write_latency(evaluation / 'latency.md', result, times)
-    _print_summary(out, bag, result, times)
+    backend = node_backend(evaluation / 'node.log')
+    _write_latency(evaluation / 'latency.md', result, times, backend, args.backend)
+    _print_summary(out, bag, result, times, backend)
     return 0
 
 
-def _write_latency(path: Path, result: dict, times: dict) -> None:
+def node_backend(log_path: Path) -> dict | None:
+    """The backend_info dict the node logged at activate ('... backend {...}'), or None."""
+    try:
+        text = log_path.read_text(errors='replace')
+    except OSError:
+        return None
+    for match in re.finditer(r"backend (\{'backend'.*\})\s*$", text, re.MULTILINE):
+        try:
+            info = ast.literal_eval(match.group(1))
+        except (ValueError, SyntaxError):
+            continue
+        if isinstance(info, dict):
+            return info
+    return None
+
+
+def describe_backend(info: dict | None, asked: str) -> str:
+    if info is None:
+        return f'backend {asked} (the node\'s choice is in node.log)'
+    what = f"{info['backend']} {info.get('precision', '')} on {info.get('device', '?')}".strip()
+    threads = info.get('threads')
+    what += f', {threads} threads' if isinstance(threads, int) else ''
+    return what + (f" - {info['reason']}" if info.get('reason') else f' (backend {asked})')
+
+
+def _write_latency(path: Path, result: dict, times: dict, backend: dict | None = None, asked: str = 'auto') -> None:
     lat = result['latency_ms']
-    lines = ['# Demo latency', '', f'Per frame, {lat["kind"]}, on this machine:', '',
-             '| frames | mean ms | p50 ms | p95 ms | max ms |', '|---|---|---|---|---|']
+    name = backend['backend'] if backend else asked
+    lines = ['# Demo latency', '', f'Per frame, {lat["kind"]}, on this machine.', '',
+             f'Backend: {describe_backend(backend, asked)}.', '',
+             '| backend | frames | mean ms | p50 ms | p95 ms | max ms |', '|---|---|---|---|---|---|']
     if lat['count']:
-        lines.append(f'| {lat["count"]} | {lat["mean"]:.0f} | {lat["p50"]:.0f} | {lat["p95"]:.0f} | {lat["max"]:.0f} |')
+        lines.append(f'| {name} | {lat["count"]} | {lat["mean"]:.0f} | {lat["p50"]:.0f} | {lat["p95"]:.0f} | '
+                     f'{lat["max"]:.0f} |')
     else:
-        lines.append('| 0 | - | - | - | - |')
+        lines.append(f'| {name} | 0 | - | - | - | - |')
     lines += ['', 'Per stage (wall clock, s): ' + ', '.join(f'{k[:-2]} {v:.1f}' for k, v in times.items()), '',
               'Per-frame values are in metrics.json (frames[].latency_ms). For the network alone, per backend and '
               'image size, run benchmarks/latency.py.', '']
     path.write_text('\n'.join(lines))
 
 
-def _print_summary(out: Path, bag: Path, result: dict, times: dict) -> None:
+def _print_summary(out: Path, bag: Path, result: dict, times: dict, backend: dict | None = None) -> None:
     ob = Path(result['output_bag'])
     print(f'\n== demo done in {times["total_s"]:.0f} s; everything is in {out}/')
+    print(f'the node ran {describe_backend(backend, "auto")}')
     for name, what in (('metrics.md', "the paper's metrics at 50/70/80 m (table) and latency"),
                        ('metrics.json', 'the same, per frame, in the schema of `xd-rcdepth eval`'),
                        ('latency.md', 'latency report'),

@@ -34,8 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-ego-motion', action='store_true',
                         help='project the lidar with the static extrinsics even when the bag has /ego_pose')
     parser.add_argument('--device', default='cpu', help='auto, cpu, cuda or cuda:N (default cpu)')
-    parser.add_argument('--backend', default=None,
-                        help='inference backend for DepthEstimator and the node (default: their default, torch)')
+    parser.add_argument('--backend', default='auto',
+                        help='inference backend for DepthEstimator and the node: auto (default: the fastest '
+                             'installed for the device, e.g. onnxruntime on a CPU; the node logs its choice), '
+                             'torch, onnxruntime, tensorrt or openvino')
     parser.add_argument('--max-depth', type=float, default=100.0,
                         help='depths above this are invalid (m; the node\'s default 100)')
     parser.add_argument('--input-size', help='network input HEIGHTxWIDTH (default: the image size)')

@@ -73,7 +73,7 @@ class EvalOptions:
     T_camera_lidar: Optional[str] = None
     ego_motion: bool = True
     device: str = 'cpu'
-    backend: Optional[str] = None          # DepthEstimator/node backend; None = both defaults (torch)
+    backend: str = 'auto'                  # DepthEstimator and node backend: the same in both modes
     max_depth: float = 100.0               # the node's default max_depth
     input_size: Optional[tuple] = None
     rate: float = 1.0
@@ -137,9 +137,8 @@ def prepare(opts: EvalOptions):
 
 
 def _estimator(opts: EvalOptions):
-    extra = {'backend': opts.backend} if opts.backend else {}
     return DepthEstimator.from_checkpoint(opts.checkpoint, device=opts.device, max_depth=opts.max_depth,
-                                          input_size=opts.input_size, **extra)
+                                          input_size=opts.input_size, backend=opts.backend)
 
 
 def _frames(opts, layout, field_map) -> BagFrames:
@@ -249,9 +248,7 @@ def _node_setup(opts: EvalOptions, layout, field_map):
               'radar_sweeps': int(opts.radar_sweeps), 'radar_fields.rcs': field_map['rcs'],
               'radar_fields.vx': field_map['vx'], 'radar_fields.vy': field_map['vy'],
               'T_camera_radar.translation': t, 'T_camera_radar.rotation': q,
-              'compressed_image': layout.image_type == schema.COMPRESSED_IMAGE}
-    if opts.backend:
-        params['backend'] = opts.backend
+              'compressed_image': layout.image_type == schema.COMPRESSED_IMAGE, 'backend': opts.backend}
     if opts.live and opts.record_visuals:
         params['saliency.max_rate'] = 100.0    # (the maximum) an overlay for every frame the recording sees
     if opts.input_size:

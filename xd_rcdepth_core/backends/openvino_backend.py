@@ -1,0 +1,111 @@
+"""An exported depth-path ONNX file (export.py) run in OpenVINO on the CPU (optional: `pip install openvino`).
+
+OpenVINO reads the ONNX file itself (fp32, or the int8 QDQ file of backends/int8.py, which it runs
+with its own int8 kernels). fp32 is asked for explicitly (INFERENCE_PRECISION_HINT f32): on CPUs with
+AMX or AVX512-BF16 OpenVINO would otherwise run bf16, which is not what precision fp32 promises.
+Latency mode, one stream, ``threads`` inference threads.
+
+Shapes: a dynamic export is compiled for each input size it meets (the first frame at a size pays
+the compile, ~1 s for the student; a camera's size never changes), padded to a multiple of 32 as
+the ONNX Runtime backend does. OpenVINO's GPU plugin drives Intel GPUs, not CUDA devices: this
+backend runs on the CPU only.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..exported import read_metadata
+from .ort_backend import _host_float32, pad_to_multiple
+
+PIP_PACKAGE = 'openvino'
+
+
+def openvino_available() -> bool:
+    from importlib.util import find_spec
+    return find_spec('openvino') is not None
+
+
+def require_openvino():
+    """The openvino module, or a ValueError naming the pip package."""
+    try:
+        import openvino
+    except ImportError:
+        raise ValueError(f'backend openvino needs the optional {PIP_PACKAGE} package, which is not installed: '
+                         f'pip install {PIP_PACKAGE} (or use backend onnxruntime)') from None
+    return openvino
+
+
+class OpenVinoBackend:
+    name = 'openvino'
+
+    def __init__(self, onnx_path, device: torch.device, threads: int | None = None):
+        ov = require_openvino()
+        if device.type != 'cpu':
+            raise ValueError(f'backend openvino runs on the CPU (its GPU plugin is for Intel GPUs), not {device}: '
+                             'use device cpu')
+        self.path = Path(onnx_path)
+        self.meta = read_metadata(self.path)
+        self.device = device
+        self.threads = threads
+        self.precision = self.meta.get('precision', 'fp32')
+        if self.precision == 'fp16':
+            raise ValueError(f'{self.path.name} is an fp16 export: backend openvino runs fp32 or int8 files on the CPU')
+        self.core = ov.Core()
+        self.model = self.core.read_model(str(self.path))
+        self.config = {'INFERENCE_PRECISION_HINT': 'f32', 'PERFORMANCE_HINT': 'LATENCY', 'NUM_STREAMS': '1'}
+        if threads:
+            self.config['INFERENCE_NUM_THREADS'] = str(int(threads))
+        self.input_size = tuple(self.meta['input_size']) if self.meta.get('input_size') else None
+        self.multiple = int(self.meta.get('input_multiple', 1))
+        self._compiled = {}        # input shapes -> (compiled model, infer request)
+        self.version = ov.__version__
+        # Compile once now, at the size the file was traced at (small), so a file OpenVINO cannot
+        # compile fails here, where backend 'auto' can still take the next path, not at the first frame.
+        h, w = self.input_size or self.meta.get('trace_size') or (64, 96)
+        channels = int(self.meta.get('radar_channels', 4))
+        try:
+            self._request((1, 3, h, w), (1, channels, h, w))
+        except RuntimeError as exc:
+            raise ValueError(f'OpenVINO {ov.__version__} cannot compile {self.path.name}: '
+                             f'{_first_line(exc)}') from None
+
+    @property
+    def info(self) -> dict:
+        return {'backend': self.name, 'device': str(self.device), 'precision': self.precision,
+                'onnx': str(self.path), 'dynamic': self.input_size is None, 'openvino': self.version,
+                'threads': self.threads or 'openvino default'}
+
+    def _request(self, shape_image, shape_radar):
+        key = (tuple(shape_image), tuple(shape_radar))
+        if key not in self._compiled:
+            model = self.model.clone()
+            model.reshape({'image': list(shape_image), 'radar': list(shape_radar)})
+            compiled = self.core.compile_model(model, 'CPU', self.config)
+            self._compiled[key] = (compiled, compiled.create_infer_request())
+        return self._compiled[key][1]
+
+    def __call__(self, image: torch.Tensor, radar: torch.Tensor) -> torch.Tensor:
+        image = _host_float32(image)
+        radar = _host_float32(radar)
+        h, w = image.shape[-2:]
+        if self.input_size is not None and (h, w) != self.input_size:
+            raise ValueError(f'{self.path.name} is a static export for {self.input_size[0]}x{self.input_size[1]} '
+                             f'but got {h}x{w}: export with --dynamic or set input_size to its size')
+        if self.multiple > 1:
+            image, radar = pad_to_multiple(image, radar, self.multiple)
+        request = self._request(image.shape, radar.shape)
+        request.infer({'image': image, 'radar': radar})
+        depth = request.get_tensor('depth').data
+        return torch.from_numpy(np.array(depth[..., :h, :w], dtype=np.float32, copy=True))
+
+    def release(self) -> None:
+        self._compiled.clear()
+        self.model = None
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:300]
