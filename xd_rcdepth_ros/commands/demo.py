@@ -6,7 +6,9 @@
 Each stage is one of the project's own commands (synth, to-bag, replay-eval --live), so the demo is
 also the recipe for a user's own bag: replace the first two stages with their recording. The node
 runs as a user would run it: backend auto (the fastest installed path for the device: ONNX Runtime
-on a CPU); latency.md names the backend the node chose and why (from its log).
+on a CPU) and saliency at the node's default rate limit (saliency.max_rate); latency.md names the
+backend the node chose and why (from its log). The PNG panels' saliency is computed apart, for the
+frames pictured.
 """
 from __future__ import annotations
 
@@ -20,9 +22,11 @@ from pathlib import Path
 from xd_rcdepth_core.errors import UserError
 
 from ..cli import run_command
+from ..params import BY_NAME
 from ..resources import shipped_model
 
 SCENE = 'scene-0001'
+SALIENCY_RATE = BY_NAME['saliency.max_rate'].default   # the node as a user runs it
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +77,8 @@ def run(args) -> int:
 
     t = _stage(f'the node live on a /clock replay of the bag, checkpoint {checkpoint}', 3)
     _command(['replay-eval', str(bag), '--checkpoint', str(checkpoint), '--live', '--record-visuals',
-              '--device', args.device, '--backend', args.backend, '--figures', str(args.figures),
+              '--saliency-rate', f'{SALIENCY_RATE:g}', '--device', args.device, '--backend', args.backend,
+              '--figures', str(args.figures),
               '--out', str(evaluation), '--overwrite'])
     times['replay_eval_s'] = time.monotonic() - t
     times['total_s'] = time.monotonic() - t_all

@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--record-visuals', action='store_true',
                         help='--live: also record ~/output/depth_colored and ~/debug/saliency_overlay (one per '
                              'frame) for RViz/Foxglove; the latency then includes colouring and Grad-CAM')
+    parser.add_argument('--saliency-rate', type=float, default=None, metavar='HZ',
+                        help='--record-visuals: the node\'s saliency.max_rate (default: an overlay for every '
+                             'frame; the node\'s own default is 2 Hz)')
 
 
 def _input_size(text):
@@ -76,6 +79,9 @@ def _check(args) -> None:
         raise UserError(f'--storage {args.storage!r}: use mcap or sqlite3')
     if args.record_visuals and not args.live:
         raise UserError('--record-visuals records the node\'s outputs: add --live')
+    if args.saliency_rate is not None and not (args.record_visuals and 0 < args.saliency_rate <= 100):
+        raise UserError(f'--saliency-rate {args.saliency_rate:g}: it sets the node\'s saliency.max_rate with '
+                        '--live --record-visuals, in (0, 100] Hz')
 
 
 def run(args) -> int:
@@ -89,7 +95,8 @@ def run(args) -> int:
         backend=args.backend,
         max_depth=args.max_depth, input_size=_input_size(args.input_size), rate=args.rate,
         node_name=args.node_name, node_timeout=args.node_timeout, output_timeout=args.output_timeout,
-        storage=args.storage.lower(), overwrite=args.overwrite, record_visuals=args.record_visuals)
+        storage=args.storage.lower(), overwrite=args.overwrite, record_visuals=args.record_visuals,
+        saliency_rate=args.saliency_rate)
     result = evaluate(opts)
     print((Path(args.out) / 'metrics.md').read_text())
     dropped = result['dropped_frames']

@@ -83,6 +83,7 @@ class EvalOptions:
     storage: str = 'mcap'
     overwrite: bool = False
     record_visuals: bool = False           # live: also record depth_colored and the saliency overlay
+    saliency_rate: Optional[float] = None  # record_visuals: the node's saliency.max_rate; None = every frame
 
 
 def _prepare_out(opts: EvalOptions) -> tuple:
@@ -250,7 +251,8 @@ def _node_setup(opts: EvalOptions, layout, field_map):
               'T_camera_radar.translation': t, 'T_camera_radar.rotation': q,
               'compressed_image': layout.image_type == schema.COMPRESSED_IMAGE, 'backend': opts.backend}
     if opts.live and opts.record_visuals:
-        params['saliency.max_rate'] = 100.0    # (the maximum) an overlay for every frame the recording sees
+        # Default: (the maximum) an overlay for every frame the recording sees; else the rate asked for.
+        params['saliency.max_rate'] = 100.0 if opts.saliency_rate is None else float(opts.saliency_rate)
     if opts.input_size:
         params['input_height'], params['input_width'] = (int(v) for v in opts.input_size)
     base = f'/{opts.node_name}/input'
@@ -363,7 +365,11 @@ def _evaluate_recorded(opts, layout, field_map, images, out, run: _LiveRun, play
              'output_bag': str(out / OUTPUT_BAG), 'output_topics': sorted(_recorded_topics(opts)),
              'node_log': str(out / 'node.log')}
     kind = 'end-to-end (replay publish -> depth received, wall clock'
-    kind += ', with depth colouring and Grad-CAM saliency)' if opts.record_visuals else ')'
+    if opts.record_visuals:
+        rate = 'every frame' if opts.saliency_rate is None else f'at most {opts.saliency_rate:g} Hz'
+        kind += f', with depth colouring and Grad-CAM saliency {rate})'
+    else:
+        kind += ')'
     return report.finish(_dropped(frames, processed, no_output), frames.stats.pairing, kind, extra=extra,
                          invalid_reason=layout.lidar_missing)
 
