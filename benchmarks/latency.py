@@ -4,10 +4,14 @@
     python benchmarks/latency.py --models xd_rcdepth --sizes 448x800 --repeats 20
     python benchmarks/latency.py --compile xd_rcdepth              # also torch.compile the student
     python benchmarks/latency.py --models xd_rcdepth --sizes 448x800 --threads 2   # the CPU goal check
+    python benchmarks/latency.py --models radarnet --sizes 448x800 --repeats 3     # at 30/60/120 radar points
 
 Models: the student (xd_rcdepth; the shipped trained checkpoint, models/xd_rcdepth_synthetic.pt, unless
 --student-checkpoint says otherwise: int8 calibration and its accuracy gate need trained weights),
-the teacher (cafnet), the baseline (lircdepth) (random weights: speed does not depend on them).
+the teacher (cafnet), the baseline (lircdepth) (random weights: speed does not depend on them), and
+on request RadarNet (--models radarnet), whose stage 1 runs per radar point: its rows are at 30, 60 and
+120 points (the frame's own radar points, subsampled or topped up with copies), GMACs counted on
+those inputs.
 Paths, each the code DepthEstimator runs (xd_rcdepth_core.backends):
     CPU   torch eager fp32 (NCHW; the baseline every ratio uses), torch no_grad (vs inference_mode),
           torch channels_last fp32, torch channels_last bf16 autocast, torch.compile (opt-in),
@@ -51,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from xd_rcdepth_core import viz
 from xd_rcdepth_core.backends import TorchBackend, TorchOptions, onnxruntime_available
@@ -77,7 +82,9 @@ if str(ROOT) not in sys.path:   # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 
-STUDENT, TEACHER = 'xd_rcdepth', 'cafnet'
+STUDENT, TEACHER, RADARNET = 'xd_rcdepth', 'cafnet', 'radarnet'
+# RadarNet's stage 1 runs once per radar point: its rows are at these counts (issue 16).
+RADARNET_POINTS = (30, 60, 120)
 DEFAULT_MODELS = (STUDENT, TEACHER, 'lircdepth')   # teacher second: the 8.8x goal needs it
 DEFAULT_SIZES = ('896x1600', '448x800')            # the paper's test frame and half of it
 BASELINE = 'torch eager fp32'
@@ -184,6 +191,38 @@ def frame_inputs(height: int, width: int, device):
     frame = next(iter(generate_sequence(seed=0, n_frames=1, height=height, width=width)))
     image, radar, _ = prepare_inputs(frame, None, device)
     return frame, image, radar
+
+
+def radar_with_points(radar: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """The radar image with exactly ``n`` points (pixels with a depth): a random ``n`` of the frame's
+    own, or all of them plus copies moved to random free pixels of the rows they span when the frame
+    has fewer (the per-point cost depends on the count, not on the values)."""
+    out = radar.clone()
+    depth = out[0, 0]
+    rows, cols = torch.nonzero(depth > 0, as_tuple=True)
+    if len(rows) == 0:
+        raise ValueError('the benchmark frame has no radar points to copy')
+    g = torch.Generator().manual_seed(seed)
+    if len(rows) >= n:
+        drop = torch.randperm(len(rows), generator=g)[n:]
+        out[0, :, rows[drop], cols[drop]] = 0
+        return out
+    lo, hi = int(rows.min()), int(rows.max()) + 1
+    while int((out[0, 0] > 0).sum()) < n:
+        src = int(torch.randint(len(rows), (1,), generator=g))
+        r = int(torch.randint(lo, hi, (1,), generator=g))
+        c = int(torch.randint(out.shape[-1], (1,), generator=g))
+        if out[0, 0, r, c] == 0:
+            out[0, :, r, c] = radar[0, :, rows[src], cols[src]]
+    return out
+
+
+def counted_gmacs(model, image, radar) -> float:
+    """GMACs of one forward on these inputs (RadarNet's count depends on the points present)."""
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(image, radar)
+    return counter.get_total_flops() / 2e9
 
 
 class NoGradRunner:
@@ -296,9 +335,15 @@ def bench_model(run: Run, name: str, sizes: list, paths: list, peaks: dict) -> N
     run.sources[name] = source
     warmup, repeats = run.repeats(name)
     exports = {}
-    for height, width in sizes:
-        gmacs = model_summary(name, height, width)['gmacs']
+    for (height, width), points in [(size, n) for size in sizes
+                                    for n in (RADARNET_POINTS if name == RADARNET else (None,))]:
         frame, image, radar = frame_inputs(height, width, device)
+        if points is None:
+            gmacs = model_summary(name, height, width)['gmacs']
+        else:
+            radar = radar_with_points(radar, points)
+            gmacs = counted_gmacs(model.to(device), image, radar)
+        label = f'{height}x{width}' + (f' {points} points' if points else '')
         reference = None
         for path in paths:
             why = path_available(path, name, device)
@@ -306,7 +351,7 @@ def bench_model(run: Run, name: str, sizes: list, paths: list, peaks: dict) -> N
                 why = f'time budget ({run.args.budget_s:.0f} s) spent'
             if why is not None:
                 if why != 'not selected for this model':
-                    run.skipped.append({'model': name, 'size': f'{height}x{width}', 'path': path.name, 'why': why})
+                    run.skipped.append({'model': name, 'size': label, 'path': path.name, 'why': why})
                 continue
             try:
                 setup_s = onnx_file = None
@@ -322,13 +367,14 @@ def bench_model(run: Run, name: str, sizes: list, paths: list, peaks: dict) -> N
                 times = time_calls(lambda run=runner: run(image, radar), device, max(warmup - 1, 0), repeats)
             except Exception as exc:   # e.g. a model that does not run in half precision: tried, and why it failed
                 why = failure(exc)
-                run.skipped.append({'model': name, 'size': f'{height}x{width}', 'path': path.name, 'why': why})
-                print(f'  {name:10s} {height}x{width} {path.name:26s} {why}', flush=True)
+                run.skipped.append({'model': name, 'size': label, 'path': path.name, 'why': why})
+                print(f'  {name:10s} {label} {path.name:26s} {why}', flush=True)
                 continue
             depth = depth.float().cpu()
             if reference is None:   # the first path run is the baseline (torch eager fp32)
                 reference = depth
-            row = {'model': name, 'height': height, 'width': width, 'path': path.name, 'backend': path.backend,
+            row = {'model': name, 'height': height, 'width': width, 'radar_points': points,
+                   'path': path.name, 'backend': path.backend,
                    'precision': path.precision, 'gmacs': gmacs, 'warmup': warmup, 'repeats': repeats,
                    'first_call_s': first_s, 'setup_s': setup_s,
                    'max_abs_diff_m': float((depth - reference).abs().max()), **stats_ms(times)}
@@ -339,7 +385,7 @@ def bench_model(run: Run, name: str, sizes: list, paths: list, peaks: dict) -> N
             row['exact'] = row['max_abs_diff_m'] <= EXACT_M if path.precision == 'fp32' else None
             run.rows.append(row)
             run.runners[(name, height, width, path.name)] = (runner, image, radar)
-            print(f"  {name:10s} {height}x{width} {path.name:26s} median {row['median_ms']:9.1f} ms  "
+            print(f"  {name:10s} {label} {path.name:26s} median {row['median_ms']:9.1f} ms  "
                   f"p95 {row['p95_ms']:9.1f}  x floor {row['over_floor']:5.1f}  |diff| {row['max_abs_diff_m']:.2g} m",
                   flush=True)
             if (height, width) != GOAL_SIZE or name != STUDENT or device.type != 'cpu':
@@ -500,7 +546,8 @@ def markdown(report: dict) -> str:
                  'GMACs | floor ms | x floor | max abs diff m | setup s |',
              '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for r in report['results']:
-        lines.append(f"| {r['model']} | {r['height']}x{r['width']} | {r['path']} | {r['median_ms']:.1f} | "
+        model = r['model'] + (f" ({r['radar_points']} radar points)" if r.get('radar_points') else '')
+        lines.append(f"| {model} | {r['height']}x{r['width']} | {r['path']} | {r['median_ms']:.1f} | "
                      f"{r['p95_ms']:.1f} | {1e3 / r['median_ms']:.2f} | {fmt(r['vs_student_fp32'], '.3f')} | "
                      f"{fmt(r['teacher_fp32_over_this'], '.1f')} | {r['gmacs']:.1f} | {r['floor_ms']:.1f} | "
                      f"{r['over_floor']:.1f} | {r['max_abs_diff_m']:.2g} | {fmt(r['setup_s'], '.1f')} |")
