@@ -2,6 +2,8 @@
 
     python benchmarks/node_latency.py                      # 900x1600, 24 frames at 12 Hz, random student
     python benchmarks/node_latency.py --size 450x800 --frames 48 --checkpoint model.pt --backend onnxruntime
+    python benchmarks/node_latency.py --size 900x1600 --input-size 448x800 --frames 48 \
+        --checkpoint models/xd_rcdepth_synthetic.pt           # issue 15's keep-up check (backend auto)
     python benchmarks/node_latency.py --wait-for-next-radar false   # the node's low-latency pairing
 
 The node runs as its console script (a separate process, as on a vehicle) with the shipped Fast DDS
@@ -13,7 +15,12 @@ pairing -- including any wait for a radar sweep nearer the image --, inference, 
 the node's overhead is that minus the bare DepthEstimator time of the same frames in this run.
 When inference is slower than the camera the node drops frames (latest frame wins) instead of
 queueing: latency must stay bounded, and the drop count says how many were skipped.
-Writes out/benchmarks/node_latency[_onnxruntime].{json,md}. A benchmark reports; it asserts nothing.
+
+Goals (issue 15): the node's delivered depth rate at least 90 % of what the bare path sustains in the
+same run (min(camera rate, 1000 / bare p50 ms)); its added latency (node p50 - bare p50) within
+max(10 % of inference, 15 ms); its resident memory (VmRSS, and the peak VmHWM, from /proc) at most
+600 MB while no one subscribes to the saliency overlay (nothing does here).
+Writes out/benchmarks/node_latency[_BACKEND].{json,md}. A benchmark reports; it asserts nothing.
 """
 from __future__ import annotations
 
@@ -32,6 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'test'))
+from xd_rcdepth_core.backends import BACKENDS
 from xd_rcdepth_core.geometry import rotation_to_quaternion
 from xd_rcdepth_core.models import build_model
 from xd_rcdepth_core.models.checkpoint import save_checkpoint
@@ -54,10 +62,26 @@ def parse_args():
     p.add_argument('--wait-for-next-radar', choices=('true', 'false'), default=None,
                    help="the node's wait_for_next_radar parameter (default: the params file's)")
     p.add_argument('--checkpoint', default=None, help='checkpoint to run (default: a random student)')
-    p.add_argument('--backend', default='torch', choices=('torch', 'onnxruntime'), help='node and bare backend')
+    p.add_argument('--backend', default='auto', choices=BACKENDS,
+                   help='node and bare backend (default auto, the node\'s default)')
+    p.add_argument('--input-size', default=None,
+                   help='network input HEIGHTxWIDTH (node input_height/width; default: the checkpoint\'s scale)')
     p.add_argument('--threads', type=int, default=0, help='torch threads in the node and bare runs (0 = default)')
     p.add_argument('--out', default=str(ROOT / 'out' / 'benchmarks'), help='folder for node_latency.json/.md')
     return p.parse_args()
+
+
+def node_memory_mb(pid: int) -> dict:
+    """{'VmRSS', 'VmHWM'} of a process in MB (None where /proc cannot tell)."""
+    out = {'VmRSS': None, 'VmHWM': None}
+    try:
+        for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+            key = line.split(':')[0]
+            if key in out:
+                out[key] = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return out
 
 
 def percentiles(values):
@@ -102,7 +126,10 @@ def main() -> int:
     print(f'generating {args.frames} synthetic frames at {h}x{w} ...', flush=True)
     frames = list(generate_sequence(seed=0, n_frames=args.frames, height=h, width=w))
     T = frames[0].T_camera_radar
-    est = DepthEstimator.from_checkpoint(ckpt, device='cpu', backend=args.backend)
+    input_size = tuple(int(v) for v in args.input_size.lower().split('x')) if args.input_size else None
+    est = DepthEstimator.from_checkpoint(ckpt, device='cpu', backend=args.backend, input_size=input_size,
+                                         threads=args.threads or None)
+    bare_backend = est.backend_info['backend']
     est.predict(frames[0])                                  # warm-up
     bare = [est.predict(f.replace(T_camera_radar=T)).timings_ms['total'] for f in frames[: min(6, len(frames))]]
     del est
@@ -121,6 +148,8 @@ def main() -> int:
            '-p', f'T_camera_radar.translation:=[{",".join(map(str, T[:3, 3]))}]',
            '-p', f'T_camera_radar.rotation:=[{",".join(map(str, q))}]', '-p', f'torch_threads:={args.threads}',
            '-p', f'backend:={args.backend}']
+    if input_size:
+        cmd += ['-p', f'input_height:={input_size[0]}', '-p', f'input_width:={input_size[1]}']
     if args.wait_for_next_radar is not None:
         cmd += ['-p', f'wait_for_next_radar:={args.wait_for_next_radar}']
     log = open(tmp / 'node.log', 'w')
@@ -164,6 +193,7 @@ def main() -> int:
             if len(received) != n:
                 last = time.perf_counter()
         duration = max(received.values(), default=start) - start
+        memory = node_memory_mb(node_proc.pid)
     finally:
         node_proc.send_signal(2)
         try:
@@ -178,11 +208,16 @@ def main() -> int:
     lat50, lat95 = percentiles(latency)
     bare50, bare95 = percentiles(bare)
     overhead = None if lat50 is None else lat50 - bare50
+    bare_rate = min(args.rate, 1e3 / bare50)
+    throughput = len(received) / duration if duration > 0 else 0.0
     result = {
         'size': [h, w], 'rate_hz': args.rate, 'radar_rate_hz': args.radar_rate,
         'radar_offset_s': args.radar_offset, 'wait_for_next_radar': args.wait_for_next_radar or 'params file',
         'frames_sent': len(sent), 'depth_received': len(received),
-        'dropped': len(sent) - len(received), 'throughput_hz': len(received) / duration if duration > 0 else 0.0,
+        'dropped': len(sent) - len(received), 'throughput_hz': throughput,
+        'bare_rate_hz': bare_rate, 'rate_fraction': throughput / bare_rate, 'rate_goal_fraction': 0.9,
+        'input_size': list(input_size) if input_size else None, 'bare_backend': bare_backend,
+        'node_rss_mb': memory['VmRSS'], 'node_peak_rss_mb': memory['VmHWM'], 'rss_goal_mb': 600,
         'latency_ms_p50': lat50, 'latency_ms_p95': lat95, 'bare_inference_ms_p50': bare50,
         'bare_inference_ms_p95': bare95, 'node_overhead_ms_p50': overhead,
         'overhead_goal_ms': max(0.1 * bare50, 15.0), 'node_diagnostics': node_values,
@@ -191,19 +226,21 @@ def main() -> int:
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = 'node_latency' if args.backend == 'torch' else f'node_latency_{args.backend}'
+    stem = 'node_latency' if args.backend == 'auto' else f'node_latency_{args.backend}'
     (out / f'{stem}.json').write_text(json.dumps(result, indent=2))
     fmt = (lambda v: 'n/a' if v is None else f'{v:.1f}')
     table = '\n'.join([
         f'Node latency at {h}x{w}, {args.rate:g} Hz camera, {args.radar_rate:g} Hz radar (stamps offset), '
         f'{len(sent)} frames ({platform.machine()}, CPU, '
-        f'torch threads {torch.get_num_threads()}, backend {args.backend}).', '',
-        '| frames sent | depth received | dropped | throughput (Hz) | latency p50 / p95 (ms) | '
-        'bare inference p50 / p95 (ms) | node overhead p50 (ms) | goal (ms) |',
-        '|---|---|---|---|---|---|---|---|',
-        f'| {len(sent)} | {len(received)} | {len(sent) - len(received)} | {result["throughput_hz"]:.2f} | '
-        f'{fmt(lat50)} / {fmt(lat95)} | {fmt(bare50)} / {fmt(bare95)} | {fmt(overhead)} | '
-        f'{result["overhead_goal_ms"]:.0f} |'])
+        f'torch threads {torch.get_num_threads()}, backend {args.backend} -> {bare_backend}, network input '
+        f'{args.input_size or "the checkpoint scale"}).', '',
+        '| frames sent | depth received | dropped | throughput (Hz) | bare rate (Hz) | throughput / bare (goal 0.9) '
+        '| latency p50 / p95 (ms) | bare inference p50 / p95 (ms) | node overhead p50 (ms) | goal (ms) '
+        '| node RSS / peak (MB, goal 600) |',
+        '|---|---|---|---|---|---|---|---|---|---|---|',
+        f'| {len(sent)} | {len(received)} | {len(sent) - len(received)} | {throughput:.2f} | {bare_rate:.2f} | '
+        f'{result["rate_fraction"]:.2f} | {fmt(lat50)} / {fmt(lat95)} | {fmt(bare50)} / {fmt(bare95)} | '
+        f'{fmt(overhead)} | {result["overhead_goal_ms"]:.0f} | {fmt(memory["VmRSS"])} / {fmt(memory["VmHWM"])} |'])
     (out / f'{stem}.md').write_text(table + '\n')
     print(table)
     return 0
