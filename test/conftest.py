@@ -35,3 +35,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def export_cli(capsys):
+    """Run `xd-rcdepth export ARGS` in-process (no second torch import); (rc, stdout, stderr)."""
+    from xd_rcdepth_core import cli
+
+    def run(*args):
+        rc = cli.main(['export', *map(str, args)])
+        out = capsys.readouterr()
+        return rc, out.out, out.err
+    return run

@@ -37,16 +37,6 @@ def checkpoint(tmp_path_factory, student):
     return save_checkpoint(tmp_path_factory.mktemp('ckpt') / 'student.pt', student)
 
 
-@pytest.fixture
-def export_cli(capsys):
-    """Run `xd-rcdepth export ARGS` in-process (no second torch import); (rc, stdout, stderr)."""
-    def run(*args):
-        rc = cli.main(['export', *map(str, args)])
-        out = capsys.readouterr()
-        return rc, out.out, out.err
-    return run
-
-
 def test_export_is_a_registered_subcommand():
     assert ('export', 'xd_rcdepth_core.commands.export') in [(c.name, c.module) for c in cli.CORE_COMMANDS]
     assert command.FORMATS == export.FORMATS and command.DEFAULT_OPSET == export.DEFAULT_OPSET

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from xd_rcdepth_core import cli, export
+from xd_rcdepth_core import export
 from xd_rcdepth_core.backends.int8 import Int8GateError, Int8Settings, synthetic_frames
 from xd_rcdepth_core.backends.openvino_backend import openvino_available
 from xd_rcdepth_core.backends.ort_backend import OnnxRuntimeBackend
@@ -161,15 +161,6 @@ def test_openvino_runs_the_int8_file(shipped, cache_dir):
 
 
 # ----------------------------------------------------------------------------- the command
-
-@pytest.fixture
-def export_cli(capsys):
-    def run(*args):
-        rc = cli.main(['export', *map(str, args)])
-        out = capsys.readouterr()
-        return rc, out.out, out.err
-    return run
-
 
 def test_export_int8_command(export_cli, reuse_fp32, tmp_path):
     out = tmp_path / 'int8.onnx'

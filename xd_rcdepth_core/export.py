@@ -207,14 +207,7 @@ def _write_onnx(wrapper, inputs, tmp: Path, spec: ExportSpec, meta: dict) -> Non
                           input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
                           dynamic_axes=dynamic_axes, do_constant_folding=True)
     proto = onnx.load(str(tmp))
-    report = tensorrt_report(proto)
-    meta = {**meta, 'ops': report['ops'], 'tensorrt_unsupported': report['unsupported'],
-            'tensorrt_notes': report['notes']}
-    del proto.metadata_props[:]
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, json.dumps(value)
-    proto.producer_name = 'xd_rcdepth'
+    meta = _store_metadata(proto, meta)
     proto.doc_string = (f"xd_rcdepth {meta['model_name']} depth path: image (1,3,H,W) ImageNet-normalised, "
                         f"radar (1,{meta['radar_channels']},H,W) -> depth (1,1,H,W) metres")
     onnx.checker.check_model(proto)
@@ -225,6 +218,13 @@ def _set_onnx_metadata(path: Path, meta: dict) -> None:
     """Replace the metadata of an ONNX file in place (json values, as _write_onnx stores them)."""
     import onnx
     proto = onnx.load(str(path))
+    _store_metadata(proto, meta)
+    onnx.save(proto, str(path))
+
+
+def _store_metadata(proto, meta: dict) -> dict:
+    """Set ``meta`` plus the graph's op report (TensorRT support) as the proto's metadata, each value
+    json-encoded (exported.read_metadata reads them back); returns what was stored."""
     report = tensorrt_report(proto)
     meta = {**meta, 'ops': report['ops'], 'tensorrt_unsupported': report['unsupported'],
             'tensorrt_notes': report['notes']}
@@ -233,7 +233,7 @@ def _set_onnx_metadata(path: Path, meta: dict) -> None:
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)
     proto.producer_name = 'xd_rcdepth'
-    onnx.save(proto, str(path))
+    return meta
 
 
 def _write_torchscript(wrapper, inputs, tmp: Path, meta: dict) -> None:

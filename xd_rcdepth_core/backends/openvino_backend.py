@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..exported import read_metadata
-from .ort_backend import _host_float32, pad_to_multiple
+from .ort_backend import host_inputs
 
 PIP_PACKAGE = 'openvino'
 
@@ -88,14 +88,7 @@ class OpenVinoBackend:
         return self._compiled[key][1]
 
     def __call__(self, image: torch.Tensor, radar: torch.Tensor) -> torch.Tensor:
-        image = _host_float32(image)
-        radar = _host_float32(radar)
-        h, w = image.shape[-2:]
-        if self.input_size is not None and (h, w) != self.input_size:
-            raise ValueError(f'{self.path.name} is a static export for {self.input_size[0]}x{self.input_size[1]} '
-                             f'but got {h}x{w}: export with --dynamic or set input_size to its size')
-        if self.multiple > 1:
-            image, radar = pad_to_multiple(image, radar, self.multiple)
+        image, radar, (h, w) = host_inputs(self.path, self.input_size, self.multiple, image, radar)
         request = self._request(image.shape, radar.shape)
         request.infer({'image': image, 'radar': radar})
         depth = request.get_tensor('depth').data

@@ -101,19 +101,25 @@ class OnnxRuntimeBackend:
                 'threads': self.threads or 'onnxruntime default'}
 
     def __call__(self, image: torch.Tensor, radar: torch.Tensor) -> torch.Tensor:
-        image = _host_float32(image)
-        radar = _host_float32(radar)
-        h, w = image.shape[-2:]
-        if self.input_size is not None and (h, w) != self.input_size:
-            raise ValueError(f'{self.path.name} is a static export for {self.input_size[0]}x{self.input_size[1]} '
-                             f'but got {h}x{w}: export with --dynamic or set input_size to its size')
-        if self.multiple > 1:
-            image, radar = pad_to_multiple(image, radar, self.multiple)
+        image, radar, (h, w) = host_inputs(self.path, self.input_size, self.multiple, image, radar)
         depth = self.session.run(['depth'], {'image': image, 'radar': radar})[0]
         return torch.from_numpy(np.ascontiguousarray(depth[..., :h, :w]))
 
     def release(self) -> None:
         self.session = None
+
+
+def host_inputs(path: Path, input_size, multiple: int, image: torch.Tensor, radar: torch.Tensor) -> tuple:
+    """(image, radar, (h, w)): contiguous float32 host arrays for an exported file, padded to its
+    multiple; (h, w) is the size to crop the depth back to. A static file takes its own size only."""
+    image, radar = _host_float32(image), _host_float32(radar)
+    h, w = image.shape[-2:]
+    if input_size is not None and (h, w) != input_size:
+        raise ValueError(f'{path.name} is a static export for {input_size[0]}x{input_size[1]} '
+                         f'but got {h}x{w}: export with --dynamic or set input_size to its size')
+    if multiple > 1:
+        image, radar = pad_to_multiple(image, radar, multiple)
+    return image, radar, (h, w)
 
 
 def _host_float32(t: torch.Tensor) -> np.ndarray:
