@@ -142,20 +142,29 @@ def _find(rows, table, row, quantity, rng=None) -> dict:
                 and r['range'] == rng)
 
 
+def _label(models, stage) -> str:
+    """The plan's name for the model of ``stage``, or that the plan has none for this row."""
+    return models[stage]['label'] if stage else 'not in the plan'
+
+
+def _metric_cells(rows, table: str, key: str) -> list:
+    """Ours, the paper's and the difference of each of the paper's metrics at 80 m."""
+    cells = []
+    for m in P.PAPER_METRICS:
+        r = _find(rows, table, key, m, '80')
+        cells += [_f(r['ours']), _f(r['paper']), _d(r['diff'])]
+    return cells
+
+
 def _main_table(rows, models) -> list:
     head = '| method | ours: model | params M | paper | runtime s | paper |' + ''.join(
         f' {P.METRIC_TITLES[m]} | paper | Δ |' for m in P.PAPER_METRICS)
     lines = [head, '|' + '---|' * (6 + 3 * len(P.PAPER_METRICS))]
     for key, ref in P.RESULTS.items():
         pr, rt = _find(rows, 'results', key, 'params_m'), _find(rows, 'results', key, 'runtime_s')
-        stage = pr['model']
-        label = models[stage]['label'] if stage else 'not in the plan'
-        cells = [ref.label, label, _f(pr['ours'], '.2f'), _f(pr['paper'], '.2f'), _f(rt['ours'], '.4f'),
-                 _f(rt['paper'], '.3f')]
-        for m in P.PAPER_METRICS:
-            r = _find(rows, 'results', key, m, '80')
-            cells += [_f(r['ours']), _f(r['paper']), _d(r['diff'])]
-        lines.append('| ' + ' | '.join(cells) + ' |')
+        cells = [ref.label, _label(models, pr['model']), _f(pr['ours'], '.2f'), _f(pr['paper'], '.2f'),
+                 _f(rt['ours'], '.4f'), _f(rt['paper'], '.3f')]
+        lines.append('| ' + ' | '.join(cells + _metric_cells(rows, 'results', key)) + ' |')
     return lines
 
 
@@ -164,12 +173,8 @@ def _fusion_table(rows, models) -> list:
         f' {P.METRIC_TITLES[m]} | paper | Δ |' for m in P.PAPER_METRICS), '|' + '---|' * (4 + 3 * len(P.PAPER_METRICS))]
     for key, ref in P.FUSION.items():
         pr = _find(rows, 'fusion', key, 'params_m')
-        cells = [ref.label, models[pr['model']]['label'] if pr['model'] else 'not in the plan',
-                 _f(pr['ours'], '.2f'), _f(pr['paper'], '.2f')]
-        for m in P.PAPER_METRICS:
-            r = _find(rows, 'fusion', key, m, '80')
-            cells += [_f(r['ours']), _f(r['paper']), _d(r['diff'])]
-        lines.append('| ' + ' | '.join(cells) + ' |')
+        cells = [ref.label, _label(models, pr['model']), _f(pr['ours'], '.2f'), _f(pr['paper'], '.2f')]
+        lines.append('| ' + ' | '.join(cells + _metric_cells(rows, 'fusion', key)) + ' |')
     return lines
 
 
@@ -178,7 +183,7 @@ def _distill_tables(rows, models) -> list:
     lines = ['| distillation | ours: model | MAE 80 m | paper | Δ | Δ % |', '|---|---|---|---|---|---|']
     for key in P.DISTILLATION_MAE_80:
         r = _find(rows, 'distillation', key, 'mae', '80')
-        lines.append(f"| {titles[key]} | {models[r['model']]['label'] if r['model'] else 'not in the plan'} | "
+        lines.append(f"| {titles[key]} | {_label(models, r['model'])} | "
                      f"{_f(r['ours'])} | {_f(r['paper'])} | {_d(r['diff'])} | {_d(r['diff_percent'], '+.1f')} |")
     lines += ['', 'MAE reduction of X-KD + D2-KD over no distillation, in % of no distillation:', '',
               '| range | ours | paper | Δ (points) |', '|---|---|---|---|']
