@@ -1,7 +1,9 @@
 """Test helpers: Frames -> ROS messages, spinning until a condition, an in-process node harness."""
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -9,6 +11,26 @@ from xd_rcdepth_core.frame import DEFAULT_RADAR_FIELDS as RADAR_FIELDS
 from xd_rcdepth_core.geometry import rotation_to_quaternion
 from xd_rcdepth_ros import convert
 from xd_rcdepth_ros.node import DepthNode
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def console_command(name, checkpoint, T, *extra, params_file=ROOT / 'config' / 'xd_rcdepth.param.yaml'):
+    """The installed xd_rcdepth_node console script's command line, named `name`, with this checkpoint and T."""
+    q = rotation_to_quaternion(T[:3, :3])
+    exe = Path(sys.executable).parent / 'xd_rcdepth_node'
+    assert exe.exists(), f'{exe} missing: the package is not installed (make test installs it)'
+    files = ['--params-file', str(params_file)] if params_file else []
+    return [str(exe), '--ros-args', '-r', f'__node:={name}', *files, '-p', f'checkpoint:={checkpoint}',
+            '-p', f'T_camera_radar.translation:=[{",".join(map(str, T[:3, 3]))}]',
+            '-p', f'T_camera_radar.rotation:=[{",".join(map(str, q))}]', *extra]
+
+
+def log_tail(log, n=3000):
+    """The last n characters of an open log file."""
+    log.flush()
+    log.seek(0)
+    return log.read()[-n:]
 
 
 def stamp_msg(seconds: float):

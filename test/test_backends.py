@@ -291,7 +291,7 @@ def test_node_backend_defaults_to_auto_and_int8_is_checked():
     from xd_rcdepth_ros.params import BY_NAME, ParameterError, check_compute
     assert BY_NAME['backend'].default == 'auto' and 'int8' in BY_NAME['precision'].choices
     assert set(BY_NAME['backend'].choices) == {'auto', 'torch', 'onnxruntime', 'tensorrt', 'openvino'}
-    assert check_compute(_settings(device='cpu', precision='int8')).type == 'cpu'
+    assert check_compute(_settings(device='cpu', precision='int8')) == 'cpu'   # the CPU without asking torch
     for changes, message in ((dict(precision='int8', backend='torch'), "'precision' = 'int8' needs backend auto"),
                              (dict(precision='bf16', backend='openvino'), "'precision' = 'bf16' needs backend torch"),
                              (dict(backend='tensorrt2'), "'backend'")):

@@ -7,7 +7,6 @@ import itertools
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,10 +20,9 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
-from ros_helpers import Harness, frame_messages, nan_equal, spin_until  # noqa: E402
+from ros_helpers import Harness, console_command, frame_messages, log_tail, nan_equal, spin_until  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 
-from xd_rcdepth_core.geometry import rotation_to_quaternion
 from xd_rcdepth_core.models import build_model  # noqa: E402
 from xd_rcdepth_core.models.checkpoint import save_checkpoint  # noqa: E402
 from xd_rcdepth_core.pipeline import DepthEstimator  # noqa: E402
@@ -549,16 +547,6 @@ def test_static_transform_for_rviz(ros, checkpoint, frames):
         h.close()
 
 
-def _console_command(name, checkpoint, T, *extra, params_file=ROOT / 'config' / 'xd_rcdepth.param.yaml'):
-    q = rotation_to_quaternion(T[:3, :3])
-    exe = Path(sys.executable).parent / 'xd_rcdepth_node'
-    assert exe.exists(), f'{exe} missing: the package is not installed (make test installs it)'
-    files = ['--params-file', str(params_file)] if params_file else []
-    return [str(exe), '--ros-args', '-r', f'__node:={name}', *files, '-p', f'checkpoint:={checkpoint}',
-            '-p', f'T_camera_radar.translation:=[{",".join(map(str, T[:3, 3]))}]',
-            '-p', f'T_camera_radar.rotation:=[{",".join(map(str, q))}]', *extra]
-
-
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])
 def test_console_script_serves_and_exits_cleanly_on_a_signal(ros, checkpoint, frames, tmp_path, sig):
     name = f'xd_rcdepth_proc_{sig.name.lower()}'
@@ -568,7 +556,7 @@ def test_console_script_serves_and_exits_cleanly_on_a_signal(ros, checkpoint, fr
         params['/**']['ros__parameters'].update({'max_depth': 80, 'depth_colored': {'min': 0, 'max': 60}})
         params_file = tmp_path / 'int_floats.yaml'
         params_file.write_text(yaml.safe_dump(params))
-    cmd = _console_command(name, checkpoint, frames[0].T_camera_radar, params_file=params_file)
+    cmd = console_command(name, checkpoint, frames[0].T_camera_radar, params_file=params_file)
     log = open(tmp_path / 'node.log', 'w+')
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED='1'))
     peer = rclpy.create_node(f'console_script_peer_{sig.name.lower()}')
@@ -580,22 +568,22 @@ def test_console_script_serves_and_exits_cleanly_on_a_signal(ros, checkpoint, fr
                 for t, n in ((CameraInfo, 'camera_info'), (PointCloud2, 'radar_points'), (Image, 'image'))]
         peer.create_subscription(Image, f'/{name}/output/depth', lambda m: got.append(m), QoSProfile(depth=10))
         assert spin_until(ex, lambda: all(p.get_subscription_count() for p in pubs), timeout=60), \
-            'the node never subscribed: ' + _tail(log)
+            'the node never subscribed: ' + log_tail(log)
         image, info, radar = frame_messages(frames[0], 500.0)
         for _ in range(30):
             for p, m in zip(pubs, (info, radar, image)):
                 p.publish(m)
             if spin_until(ex, lambda: got, timeout=1.0):
                 break
-        assert got, 'no depth from the console script: ' + _tail(log)
+        assert got, 'no depth from the console script: ' + log_tail(log)
         proc.send_signal(sig)
         t0 = time.monotonic()
         rc = proc.wait(timeout=15)
         assert time.monotonic() - t0 < 10
-        assert rc == 0, f'exit code {rc} after {sig.name}: ' + _tail(log)
-        assert 'Traceback' not in _tail(log, 100000)
-        assert 'Fast DDS profile' in _tail(log, 100000)
-        assert 'QoS subscription' in _tail(log, 100000)
+        assert rc == 0, f'exit code {rc} after {sig.name}: ' + log_tail(log)
+        assert 'Traceback' not in log_tail(log, 100000)
+        assert 'Fast DDS profile' in log_tail(log, 100000)
+        assert 'QoS subscription' in log_tail(log, 100000)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -604,7 +592,7 @@ def test_console_script_serves_and_exits_cleanly_on_a_signal(ros, checkpoint, fr
 
 
 def test_console_script_bad_parameter_type_is_one_clear_line(checkpoint, frames, tmp_path):
-    cmd = _console_command('xd_rcdepth_badarg', checkpoint, frames[0].T_camera_radar, '-p', 'radar_sweeps:=many',
+    cmd = console_command('xd_rcdepth_badarg', checkpoint, frames[0].T_camera_radar, '-p', 'radar_sweeps:=many',
                            params_file=None)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     out = proc.stdout + proc.stderr
@@ -612,12 +600,6 @@ def test_console_script_bad_parameter_type_is_one_clear_line(checkpoint, frames,
     assert 'Traceback' not in out
     lines = [line for line in out.splitlines() if "parameter 'radar_sweeps'" in line]
     assert len(lines) == 1 and 'integer' in lines[0], out
-
-
-def _tail(log, n=3000):
-    log.flush()
-    log.seek(0)
-    return log.read()[-n:]
 
 
 def _launch_module():

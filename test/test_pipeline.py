@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from xd_rcdepth_core.commands import eval as eval_command
+from xd_rcdepth_core.devices import resolve_device
 from xd_rcdepth_core.models import build_model
 from xd_rcdepth_core.models.checkpoint import save_checkpoint
-from xd_rcdepth_core.pipeline import DepthEstimator, resolve_device
+from xd_rcdepth_core.pipeline import DepthEstimator
 from xd_rcdepth_core.synthetic import generate_sequence
 
 H, W = 90, 160

@@ -1,7 +1,8 @@
 """Exported model files (ONNX, TorchScript): the metadata written into them and read back.
 
 Apart from export.py (how a model is exported and verified) so that the backends and the pipeline,
-which only read exported files, do not depend on the exporter.
+which only read exported files, do not depend on the exporter. Reading an ONNX file's metadata needs
+no torch (the node serves ONNX files without it).
 """
 from __future__ import annotations
 
@@ -10,13 +11,7 @@ import os
 import warnings
 from pathlib import Path
 
-import torch
-import torch.nn as nn
-
 from .config import IMAGENET_MEAN, IMAGENET_STD
-from .models.blocks import NETWORK_STRIDE
-from .models.fingerprint import model_fingerprint
-from .models.registry import config_to_dict
 
 FORMATS = ('onnx', 'torchscript')
 DEFAULT_OPSET = 17            # TensorRT 8.5+ parses up to 17; ORT 1.31 runs 7..23
@@ -25,8 +20,13 @@ OUTPUT_NAMES = ('depth',)
 METADATA_FILE = 'xd_rcdepth.json'   # TorchScript: the metadata rides in the archive's extra files
 
 
-def metadata(model: nn.Module, spec, extra: dict | None = None) -> dict:
+def metadata(model, spec, extra: dict | None = None) -> dict:
     """Everything a consumer needs to feed the graph; values are JSON-able (ONNX stores strings)."""
+    import torch
+
+    from .models.blocks import NETWORK_STRIDE
+    from .models.fingerprint import model_fingerprint
+    from .models.registry import config_to_dict
     cfg = model.config
     return {
         'xd_rcdepth.format': 1,
@@ -57,6 +57,7 @@ def read_metadata(path) -> dict:
         proto = onnx.load(str(path), load_external_data=False)
         meta = {p.key: _json_or_text(p.value) for p in proto.metadata_props}
     else:
+        import torch
         files = {METADATA_FILE: ''}
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', FutureWarning)   # torch.jit is deprecated upstream; still loads

@@ -4,17 +4,30 @@ Optional resize of the image to the network input size (K scaled with it, radar 
 scaled K so no radar point is lost to resampling), radar encoding (depth, RCS, vx, vy image;
 nearest wins), ImageNet normalisation; afterwards the depth resized back to the image and values
 outside (0, max_depth] marked NaN (REP 118: NaN = no valid measurement).
+
+Two forms of the same inputs: torch tensors on a device (prepare_inputs, for DepthEstimator) and
+contiguous float32 numpy arrays (prepare_host_inputs, for ONNX files served without torch). Only the
+tensor functions import torch.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import cv2
 import numpy as np
-import torch
 
 from .config import IMAGENET_MEAN, IMAGENET_STD
 from .conventions import InputConventions
 from .geometry import scale_intrinsics
-from .radar import RadarEncodingConfig, encode_radar, radar_features
+from .radar import RadarEncodingConfig, RadarEncodingStats, encode_radar, radar_features
+
+
+@dataclass
+class DepthResult:
+    depth: np.ndarray                       # H x W float32 metres, NaN where invalid
+    radar_stats: RadarEncodingStats
+    timings_ms: dict = field(default_factory=dict)
+    saliency: dict | None = None            # layer -> H x W float32 in [0, 1]
 
 
 def resize_frame_inputs(frame, input_size):
@@ -36,13 +49,14 @@ def radar_image(frame, K, h, w, radar_config: RadarEncodingConfig = RadarEncodin
     return image, stats
 
 
-def normalise_image(image: np.ndarray, device: torch.device, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+def normalise_image(image: np.ndarray, device, mean=IMAGENET_MEAN, std=IMAGENET_STD):
     """1 x 3 x h x w normalised float32 ((rgb / 255 - mean) / std; ImageNet's by default) of an
     h x w x 3 uint8 RGB image.
 
     One multiply-add (x * 1/(255 std) - mean/std) instead of three passes, and the HWC -> CHW
     permute is a view, so the tensor is channels_last-strided: what the CPU fast path wants.
     """
+    import torch
     img = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None]
     scale, offset = _normalisation(device, tuple(mean), tuple(std))
     return torch.addcmul(offset, img.float(), scale)
@@ -51,7 +65,8 @@ def normalise_image(image: np.ndarray, device: torch.device, mean=IMAGENET_MEAN,
 _NORMALISATION = {}
 
 
-def _normalisation(device: torch.device, mean: tuple, std: tuple):
+def _normalisation(device, mean: tuple, std: tuple):
+    import torch
     key = (device, mean, std)
     if key not in _NORMALISATION:
         m = torch.tensor(mean, dtype=torch.float64)
@@ -72,10 +87,11 @@ def network_size(frame, input_size=None, conventions: InputConventions | None = 
     return max(32, int(round(frame.height * scale))), max(32, int(round(frame.width * scale)))
 
 
-def prepare_inputs(frame, input_size, device: torch.device, radar_config=RadarEncodingConfig(),
+def prepare_inputs(frame, input_size, device, radar_config=RadarEncodingConfig(),
                    conventions: InputConventions | None = None):
     """Network inputs of a Frame: (image 1x3xhxw normalised, radar 1xCxhxw, radar stats), at
     ``network_size`` and normalised by ``conventions`` (default: ImageNet statistics)."""
+    import torch
     image, K, h, w = resize_frame_inputs(frame, network_size(frame, input_size, conventions))
     radar, stats = radar_image(frame, K, h, w, radar_config)
     radar_t = torch.from_numpy(radar).to(device).permute(2, 0, 1)[None]
@@ -83,9 +99,27 @@ def prepare_inputs(frame, input_size, device: torch.device, radar_config=RadarEn
     return normalise_image(image, device, c.image_mean, c.image_std), radar_t, stats
 
 
-def finish_depth(depth_t: torch.Tensor, height: int, width: int, max_depth: float) -> np.ndarray:
-    """H x W float32 metres at the image size, NaN where not in (0, max_depth]."""
-    depth = depth_t[0, 0].float().cpu().numpy()
+def prepare_host_inputs(frame, input_size, radar_config=RadarEncodingConfig(),
+                        conventions: InputConventions | None = None):
+    """prepare_inputs as contiguous float32 NCHW numpy arrays (what ONNX Runtime and OpenVINO take),
+    without torch: (image 1x3xhxw normalised, radar 1xCxhxw, radar stats)."""
+    image, K, h, w = resize_frame_inputs(frame, network_size(frame, input_size, conventions))
+    radar, stats = radar_image(frame, K, h, w, radar_config)
+    c = conventions or InputConventions()
+    mean, std = np.asarray(c.image_mean, np.float64), np.asarray(c.image_std, np.float64)
+    scale, offset = (1.0 / (255.0 * std)).astype(np.float32), (-mean / std).astype(np.float32)
+    # One multiply-add in HWC (contiguous, vectorised), then one transposing copy to CHW.
+    image = np.ascontiguousarray((image.astype(np.float32) * scale + offset).transpose(2, 0, 1))[None]
+    radar = np.ascontiguousarray(radar.transpose(2, 0, 1), dtype=np.float32)[None]
+    return image, radar, stats
+
+
+def finish_depth(depth_t, height: int, width: int, max_depth: float) -> np.ndarray:
+    """H x W float32 metres at the image size, NaN where not in (0, max_depth], of the network's
+    (1, 1, h, w) output (a torch tensor or a numpy array)."""
+    depth = depth_t[0, 0]
+    if not isinstance(depth, np.ndarray):
+        depth = depth.float().cpu().numpy()
     if depth.shape != (height, width):
         depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_LINEAR)
     depth = depth.astype(np.float32, copy=False)

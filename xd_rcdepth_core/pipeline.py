@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,22 +31,20 @@ from .backends.auto import candidates
 from .backends.int8 import Int8Settings
 from .backends.openvino_backend import OpenVinoBackend, require_openvino
 from .backends.ort_backend import CUDA_PROVIDER, OnnxRuntimeBackend, available_providers
+from .backends.settings import check_settings
 from .conventions import InputConventions
-from .devices import check_precision, resolve_device
+from .devices import resolve_device
 from .distill.saliency import TAP_LAYERS, grad_cam, normalise_map, saliency_target
 from .export import ExportSpec, cached_export, cached_int8_export, default_cache_dir
 from .exported import read_metadata
-from .inputs import finish_depth, prepare_inputs
+from .inputs import DepthResult, finish_depth, prepare_inputs
 from .models.checkpoint import load_model
 from .models.fingerprint import model_fingerprint
-from .radar import RadarEncodingConfig, RadarEncodingStats
+from .radar import RadarEncodingConfig
 
 # The size an on-the-fly ONNX export is traced at: small (fast to export and verify) and a multiple
 # of 32, so the dynamic graph takes any size (backends/ort_backend.py pads the rest).
 ONNX_TRACE_SIZE = (64, 96)
-# Backends that run an exported ONNX file.
-ONNX_BACKENDS = ('onnxruntime', 'tensorrt', 'openvino')
-PRECISIONS = ('fp32', 'fp16', 'bf16', 'int8')
 
 
 def _backend_device(resolved: torch.device, asked: str, backend: str) -> torch.device:
@@ -62,40 +59,6 @@ def _backend_device(resolved: torch.device, asked: str, backend: str) -> torch.d
            else 'OpenVINO runs on the CPU')
     warnings.warn(f'device auto with backend {backend}: {why}, so inference runs on the CPU')
     return torch.device('cpu')
-
-
-def check_settings(device: torch.device, precision: str, backend: str) -> None:
-    """ValueError naming the problem when ``precision`` cannot run on ``backend`` on ``device``
-    (backend 'auto': when no candidate runs it there)."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend '{backend}' is not supported: use {', '.join(BACKENDS)}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision '{precision}' is not supported: use {', '.join(PRECISIONS)}")
-    if backend == 'auto':
-        if precision != 'int8':
-            check_precision(device, precision)
-        candidates(device, precision, onnxruntime_available())
-        return
-    if precision == 'int8':
-        if backend == 'torch':
-            raise ValueError('precision int8 runs a quantised ONNX model: use backend auto, onnxruntime or openvino')
-        if device.type == 'cuda' and backend in ('onnxruntime', 'openvino'):
-            raise ValueError(f'precision int8 with backend {backend} runs on the CPU: use device cpu '
-                             '(or backend tensorrt on a GPU)')
-        return
-    check_precision(device, precision)
-    if backend in ONNX_BACKENDS and precision == 'bf16':
-        raise ValueError(f'precision bf16 is a torch backend path; use fp32 (CPU) or fp16 (CUDA) with {backend}')
-    if backend == 'openvino' and precision == 'fp16':
-        raise ValueError('backend openvino runs fp32 or int8 on the CPU, not fp16')
-
-
-@dataclass
-class DepthResult:
-    depth: np.ndarray                       # H x W float32 metres, NaN where invalid
-    radar_stats: RadarEncodingStats
-    timings_ms: dict = field(default_factory=dict)
-    saliency: dict | None = None            # layer -> H x W float32 in [0, 1]
 
 
 # ----------------------------------------------------------------------------- the estimator
@@ -248,6 +211,10 @@ class DepthEstimator:
             source = f' ({meta["checkpoint"]})' if meta.get('checkpoint') else ''
             raise ValueError(f'{onnx_path} was exported from other weights{source} than {ours}: its weights '
                              f'fingerprint {theirs[:12]} is not {mine[:12]}; {redo}')
+
+    @property
+    def model_name(self) -> str:
+        return self.model.model_name
 
     @property
     def backend_info(self) -> dict:

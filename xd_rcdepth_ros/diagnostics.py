@@ -186,14 +186,16 @@ def health(stats: NodeStats, model_loaded: bool, stall_s: float = STALL_S, missi
 
 
 def diagnostic_array(node_name: str, stats: NodeStats, device: str, stamp, hardware_id: str = '',
-                     model_loaded: bool = True, stall_s: float = STALL_S):
-    """DiagnosticArray with one status (level and message from `health`) and every counter as a value."""
+                     model_loaded: bool = True, stall_s: float = STALL_S, extra: dict | None = None):
+    """DiagnosticArray with one status (level and message from `health`), every counter as a value, and
+    ``extra`` values (the backend, whether torch is loaded)."""
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
     level, message = health(stats, model_loaded, stall_s)
     snap = stats.snapshot()
     counts, bad = snap['counts'], snap['bad']
     values = {
         'device': device,
+        **{k: str(v) for k, v in (extra or {}).items()},
         'image_rate_hz': f"{stats.rate('image'):.2f}",
         'radar_rate_hz': f"{stats.rate('radar'):.2f}",
         'camera_info_rate_hz': f"{stats.rate('camera_info'):.2f}",

@@ -10,15 +10,22 @@ Topics (private; change them by remapping):
        T_camera_radar, when `publish_static_tf` and tf2_msgs is importable)
 
 Lifecycle: configure = read and validate every parameter (device and precision included), check the
-checkpoint, then create the pairer, publishers and extrinsics (a failure removes what was made);
-activate = load the model onto the device, subscribe, start the inference worker; deactivate =
+checkpoint (on the CPU with an ONNX backend: get its serving plan, see below), then create the pairer,
+publishers and extrinsics (a failure removes what was made); activate = load the model onto the
+device, subscribe, start the inference worker; deactivate =
 unsubscribe, stop the worker (which releases the model after its last frame); cleanup = drop
 publishers, pairer and TF listener; shutdown / error = all of it. `autostart` (default true) drives
 configure + activate from main(), so `ros2 run` and launch users need nothing else.
 
 Inference runs in one worker thread fed by a latest-frame-wins pairer: subscription callbacks only
 store messages, so inference never queues behind itself and stale frames are counted as dropped.
-All maths lives in xd_rcdepth_core (DepthEstimator) and in convert.py / sync.py.
+All maths lives in xd_rcdepth_core (DepthEstimator, OnnxEstimator) and in convert.py / sync.py.
+
+Memory: on the CPU with backend auto, onnxruntime or openvino (fp32 or int8) the node serves the
+exported ONNX file without importing torch (xd_rcdepth_core/serving.py: a helper process makes the
+file and the plan once per checkpoint; ~0.3-0.4 GB resident instead of ~1.2 GB). torch is imported
+when ~/debug/saliency_overlay is first subscribed (Grad-CAM needs the PyTorch model), and the log
+says so. On CUDA, or with backend torch or precision bf16, the model runs in DepthEstimator.
 """
 from __future__ import annotations
 
@@ -37,9 +44,10 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from xd_rcdepth_core import viz
+from xd_rcdepth_core.devices import device_type
 from xd_rcdepth_core.geometry import backproject_pixels, rotation_to_quaternion
-from xd_rcdepth_core.models.checkpoint import read_checkpoint
-from xd_rcdepth_core.pipeline import DepthEstimator
+from xd_rcdepth_core.onnx_estimator import OnnxEstimator
+from xd_rcdepth_core.serving import PlanError, can_serve_without_torch, serving_plan
 
 from . import convert, topics
 from .diagnostics import NodeStats, WarnThrottle, diagnostic_array, level_name
@@ -107,6 +115,7 @@ class DepthNode(LifecycleNode):
         self._last_level = None            # /diagnostics level last published (state changes are logged)
         self._last_input = time.monotonic()   # when the last input message arrived (the idle flush)
         self._device = None
+        self._plan = None                  # serving.ServingPlan: depth from an ONNX file without torch
         self._hardware_id = ''
         self._tf_static = None             # /tf_static publisher (publish_static_tf, tf2_msgs importable)
         self._tf_static_sent = None        # (camera frame, radar frame, T) last published
@@ -122,15 +131,12 @@ class DepthNode(LifecycleNode):
             s = read_settings(self._param)
             device = check_compute(s)
             pairer = self._make_pairer(s)
-            try:
-                read_checkpoint(s.checkpoint)   # fails early on a missing or foreign file
-            except (ValueError, OSError) as exc:
-                raise ParameterError(f"parameter 'checkpoint' = {s.checkpoint!r}: {exc}") from None
+            plan = self._check_checkpoint(s, device)   # fails early on a missing or foreign file
         except ParameterError as exc:
             log.error(f'configure failed: {exc}')
             return TransitionCallbackReturn.FAILURE
         try:
-            self.settings, self.pairer, self._device = s, pairer, device
+            self.settings, self.pairer, self._device, self._plan = s, pairer, device, plan
             self._create_publishers(s)
             self._extrinsics = make_extrinsics(self, s.use_tf, s.T_camera_radar, s.tf_timeout)
             self._diag_timer = self.create_timer(s.diagnostics_period, self._publish_diagnostics)
@@ -147,15 +153,47 @@ class DepthNode(LifecycleNode):
             log.info(self.tf_static_note)
         return TransitionCallbackReturn.SUCCESS
 
-    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def _check_checkpoint(self, s, device):
+        """The serving plan when depth can run without torch (CPU, ONNX backend), else None; either way
+        the checkpoint has been read, so a missing or foreign file fails configure naming it."""
+        if can_serve_without_torch(str(device), s.backend, s.precision):
+            try:
+                plan = serving_plan(s.checkpoint, s.backend, s.precision, log=self.get_logger().info)
+            except PlanError as exc:
+                if exc.parameter == 'checkpoint':
+                    raise ParameterError(f"parameter 'checkpoint' = {s.checkpoint!r}: {exc}") from None
+                raise ParameterError(f'cannot prepare {s.checkpoint} for serving: {exc}') from None
+            return plan if plan.onnx else None    # auto chose torch: DepthEstimator at activate
+        from xd_rcdepth_core.models.checkpoint import read_checkpoint
+        try:
+            read_checkpoint(s.checkpoint)
+        except (ValueError, OSError) as exc:
+            raise ParameterError(f"parameter 'checkpoint' = {s.checkpoint!r}: {exc}") from None
+        return None
+
+    def _load_estimator(self, s):
+        """OnnxEstimator on the configure's serving plan (no torch), else DepthEstimator (imports torch)."""
+        threads = s.torch_threads or None
+        if self._plan is not None:
+            try:
+                return OnnxEstimator(self._plan, max_depth=s.max_depth, input_size=s.input_size, threads=threads,
+                                     on_torch_load=self.get_logger().info)
+            except (ValueError, RuntimeError, OSError) as exc:   # e.g. the cached file was deleted meanwhile
+                self.get_logger().warning(f'cannot serve {self._plan.onnx} without torch ({exc}): loading the '
+                                          'model in torch instead')
         import torch
+
+        from xd_rcdepth_core.pipeline import DepthEstimator
+        if threads:
+            torch.set_num_threads(threads)
+        return DepthEstimator.from_checkpoint(s.checkpoint, device=s.device, precision=s.precision,
+                                              max_depth=s.max_depth, input_size=s.input_size,
+                                              backend=s.backend, threads=threads)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         s, log = self.settings, self.get_logger()
         try:
-            if s.torch_threads:
-                torch.set_num_threads(s.torch_threads)
-            estimator = DepthEstimator.from_checkpoint(s.checkpoint, device=s.device, precision=s.precision,
-                                                       max_depth=s.max_depth, input_size=s.input_size,
-                                                       backend=s.backend, threads=s.torch_threads or None)
+            estimator = self._load_estimator(s)
         except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
             log.error(f'activate failed: cannot load the model: {exc}')
             return TransitionCallbackReturn.FAILURE
@@ -167,11 +205,13 @@ class DepthNode(LifecycleNode):
             estimator.release()
             return TransitionCallbackReturn.FAILURE
         self.estimator = estimator
-        dev = estimator.device
-        self._hardware_id = str(dev) + (f' ({torch.cuda.get_device_name(dev)})' if dev.type == 'cuda' else '')
-        log.info(f'model {type(estimator.model).__name__} on {self._hardware_id} '
-                 f'({s.precision}, torch threads {torch.get_num_threads()}), backend {estimator.backend_info}')
-        if s.backend != 'torch':
+        self._hardware_id = hardware_id(estimator.device)
+        log.info(f'model {estimator.model_name} on {self._hardware_id} ({s.precision}, '
+                 f'{s.torch_threads or "default"} inference threads), backend {estimator.backend_info}')
+        if isinstance(estimator, OnnxEstimator):
+            log.info('torch is not loaded: depth runs from the ONNX file; the first ~/debug/saliency_overlay '
+                     'subscriber loads torch and the model for Grad-CAM (a few seconds, once)')
+        elif s.backend != 'torch':
             log.info(f'backend {s.backend}: ~/debug/saliency_overlay (Grad-CAM) runs the torch model, '
                      'only while subscribed')
         self._stop = threading.Event()
@@ -324,6 +364,7 @@ class DepthNode(LifecycleNode):
         self._extrinsics = None
         self.pairer = None
         self.settings = None
+        self._plan = None
 
     # ------------------------------------------------------------------ parameters set while running
     def _check_parameter_change(self, parameters) -> SetParametersResult:
@@ -495,15 +536,30 @@ class DepthNode(LifecycleNode):
                     f'{s.sync_tolerance} s (last radar offset {p.last_radar_offset}); check '
                     f'~/input/radar_points and the clocks'))
                 self._last_unpaired = p.unpaired_no_radar
-        loaded = self.estimator is not None
-        device = str(self.estimator.device) if loaded else 'not loaded'
+        estimator = self.estimator
+        loaded = estimator is not None
+        device = str(estimator.device) if loaded else 'not loaded'
+        # torch_loaded: the node's memory story at a glance (no until saliency is first asked for).
+        extra = {}
+        if loaded:
+            extra = {'backend': estimator.backend_info['backend'],
+                     'torch_loaded': 'yes' if 'torch' in sys.modules else 'no'}
         msg = diagnostic_array(self.get_name(), self.stats, device, self.get_clock().now().to_msg(),
-                               hardware_id=self._hardware_id or str(self._device or ''), model_loaded=loaded)
+                               hardware_id=self._hardware_id or str(self._device or ''), model_loaded=loaded,
+                               extra=extra)
         self._pubs['diagnostics'].publish(msg)
         status = msg.status[0]
         if status.level != self._last_level and self._last_level is not None:   # a state change, once
             self.get_logger().info(f'diagnostics {level_name(status.level)}: {status.message}')
         self._last_level = status.level
+
+
+def hardware_id(device) -> str:
+    """'cpu', or 'cuda:0 (NVIDIA ...)' (torch is loaded whenever the device is a GPU)."""
+    if device_type(device) != 'cuda':
+        return str(device)
+    import torch
+    return f'{device} ({torch.cuda.get_device_name(device)})'
 
 
 def main(args=None) -> None:

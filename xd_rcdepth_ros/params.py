@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from xd_rcdepth_core.backends.settings import check_settings
+from xd_rcdepth_core.devices import host_device, resolve_device
 from xd_rcdepth_core.geometry import transform_from_pose
-from xd_rcdepth_core.pipeline import check_settings, resolve_device
 
 MIN_INPUT_SIZE = 32   # the networks downsample by 32: smaller inputs have no deepest feature map
 
@@ -305,13 +306,15 @@ def read_settings(get) -> NodeSettings:
 
 
 def check_compute(settings: NodeSettings):
-    """The torch.device the settings resolve to; ParameterError when it does not exist or cannot run them.
+    """The device the settings resolve to ('cpu', else a torch.device); ParameterError when it does not
+    exist or cannot run them.
 
     Done at configure (not only when activate loads the model), with the core's own checks, so a
-    `cuda:3` on a one-GPU machine or fp16 on the CPU fails configure with the parameter's name.
+    `cuda:3` on a one-GPU machine or fp16 on the CPU fails configure with the parameter's name. The CPU
+    is recognised without torch (devices.host_device): only a GPU lookup imports it.
     """
     try:
-        device = resolve_device(settings.device)
+        device = host_device(settings.device) or resolve_device(settings.device)
     except ValueError as exc:
         raise ParameterError(f"parameter 'device': {exc}") from None
     try:

@@ -29,11 +29,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
-
+from ..devices import device_type
 from .openvino_backend import openvino_available
 from .ort_backend import available_providers
-from .torch_backend import TorchOptions
 
 CPU_FP32_NOTE = ('measured 2.2x torch eager for the student on an idle 2-core CPU, same depth within 1e-4 m; '
                  'OpenVINO fp32 was not reliably faster')
@@ -46,7 +44,7 @@ CUDA_NOTE = 'CUDA order is a prior (tensorrt, torch + CUDA graphs, onnxruntime C
 class Candidate:
     backend: str                      # torch | onnxruntime | tensorrt | openvino
     why: str
-    torch_options: TorchOptions | None = None
+    torch_options: object = None      # backends.TorchOptions of a torch candidate (None: the defaults)
 
 
 @dataclass
@@ -66,11 +64,11 @@ def _ort_providers() -> list:
     return available_providers()
 
 
-def candidates(device: torch.device, precision: str, onnxruntime: bool, openvino: bool | None = None) -> AutoChoice:
+def candidates(device, precision: str, onnxruntime: bool, openvino: bool | None = None) -> AutoChoice:
     """Ordered candidates for 'auto' on ``device`` at ``precision`` (``onnxruntime``: onnx + onnxruntime
     importable; ``openvino``: the optional openvino package, looked up when None). ValueError when
     nothing can run that precision there."""
-    if device.type == 'cpu':
+    if device_type(device) == 'cpu':
         if precision == 'int8':
             if not onnxruntime:
                 raise ValueError('precision int8 runs a quantised ONNX model: install onnx and onnxruntime '
@@ -90,7 +88,8 @@ def candidates(device: torch.device, precision: str, onnxruntime: bool, openvino
                                Candidate('torch', 'torch fp32 (fallback)')])
         return AutoChoice([Candidate('torch', 'CPU, fp32: torch')],
                           skipped=['onnxruntime: not installed (pip install onnx onnxruntime; about 2x faster)'])
-    # CUDA
+    # CUDA (torch is there anyway: it found the device)
+    from .torch_backend import TorchOptions
     providers = _ort_providers() if onnxruntime else []
     out, skipped = [], []
     graphs = TorchOptions(cuda_graphs=True)

@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from ..devices import device_type
 from ..exported import read_metadata
 from .ort_backend import host_inputs
 
@@ -41,9 +41,9 @@ def require_openvino():
 class OpenVinoBackend:
     name = 'openvino'
 
-    def __init__(self, onnx_path, device: torch.device, threads: int | None = None):
+    def __init__(self, onnx_path, device='cpu', threads: int | None = None):
         ov = require_openvino()
-        if device.type != 'cpu':
+        if device_type(device) != 'cpu':
             raise ValueError(f'backend openvino runs on the CPU (its GPU plugin is for Intel GPUs), not {device}: '
                              'use device cpu')
         self.path = Path(onnx_path)
@@ -87,12 +87,17 @@ class OpenVinoBackend:
             self._compiled[key] = (compiled, compiled.create_infer_request())
         return self._compiled[key][1]
 
-    def __call__(self, image: torch.Tensor, radar: torch.Tensor) -> torch.Tensor:
+    def infer(self, image: np.ndarray, radar: np.ndarray) -> np.ndarray:
+        """(1, 1, h, w) float32 depth of float32 NCHW host arrays (or tensors); no torch needed."""
         image, radar, (h, w) = host_inputs(self.path, self.input_size, self.multiple, image, radar)
         request = self._request(image.shape, radar.shape)
         request.infer({'image': image, 'radar': radar})
         depth = request.get_tensor('depth').data
-        return torch.from_numpy(np.array(depth[..., :h, :w], dtype=np.float32, copy=True))
+        return np.array(depth[..., :h, :w], dtype=np.float32, copy=True)
+
+    def __call__(self, image, radar):
+        import torch  # tensors in, a tensor out: torch is loaded already
+        return torch.from_numpy(self.infer(image, radar))
 
     def release(self) -> None:
         self._compiled.clear()

@@ -20,8 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from ..devices import device_index, device_type
 from ..exported import read_metadata
 
 CUDA_PROVIDER = 'CUDAExecutionProvider'
@@ -48,7 +48,7 @@ def pad_to_multiple(image: np.ndarray, radar: np.ndarray, multiple: int):
 class OnnxRuntimeBackend:
     name = 'onnxruntime'
 
-    def __init__(self, onnx_path, device: torch.device, threads: int | None = None, tensorrt: bool = False,
+    def __init__(self, onnx_path, device, threads: int | None = None, tensorrt: bool = False,
                  engine_cache=None):
         import onnxruntime as ort
         self.path = Path(onnx_path)
@@ -59,12 +59,12 @@ class OnnxRuntimeBackend:
         if tensorrt:
             self.name = 'tensorrt'
             providers = self._tensorrt_providers(device, engine_cache)
-        elif device.type == 'cuda':
+        elif device_type(device) == 'cuda':
             if CUDA_PROVIDER not in available_providers():
                 raise ValueError(f'backend onnxruntime on {device} needs the {CUDA_PROVIDER} (the onnxruntime-gpu '
                                  f'package); this onnxruntime has {", ".join(available_providers())}: '
                                  'use device cpu or backend torch')
-            providers = [(CUDA_PROVIDER, {'device_id': device.index or 0}), CPU_PROVIDER]
+            providers = [(CUDA_PROVIDER, {'device_id': device_index(device) or 0}), CPU_PROVIDER]
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3    # errors only: a quantised graph's unused-initializer notes are noise
@@ -79,19 +79,19 @@ class OnnxRuntimeBackend:
         self.input_size = tuple(self.meta['input_size']) if self.meta.get('input_size') else None
         self.multiple = int(self.meta.get('input_multiple', 1))
 
-    def _tensorrt_providers(self, device: torch.device, engine_cache) -> list:
+    def _tensorrt_providers(self, device, engine_cache) -> list:
         have = available_providers()
-        if device.type != 'cuda':
+        if device_type(device) != 'cuda':
             raise ValueError(f'backend tensorrt runs on a CUDA device, not {device}')
         if TENSORRT_PROVIDER not in have:
             raise ValueError(f'backend tensorrt needs the {TENSORRT_PROVIDER} (onnxruntime-gpu with TensorRT '
                              f'installed); this onnxruntime has {", ".join(have)}')
-        trt = {'device_id': device.index or 0, 'trt_fp16_enable': self.precision == 'fp16',
+        trt = {'device_id': device_index(device) or 0, 'trt_fp16_enable': self.precision == 'fp16',
                'trt_int8_enable': self.precision == 'int8'}
         if engine_cache is not None:
             Path(engine_cache).mkdir(parents=True, exist_ok=True)
             trt.update(trt_engine_cache_enable=True, trt_engine_cache_path=str(engine_cache))
-        cuda = [(CUDA_PROVIDER, {'device_id': device.index or 0})] if CUDA_PROVIDER in have else []
+        cuda = [(CUDA_PROVIDER, {'device_id': device_index(device) or 0})] if CUDA_PROVIDER in have else []
         return [(TENSORRT_PROVIDER, trt), *cuda, CPU_PROVIDER]
 
     @property
@@ -100,16 +100,21 @@ class OnnxRuntimeBackend:
                 'providers': self.providers, 'onnx': str(self.path), 'dynamic': self.input_size is None,
                 'threads': self.threads or 'onnxruntime default'}
 
-    def __call__(self, image: torch.Tensor, radar: torch.Tensor) -> torch.Tensor:
+    def infer(self, image: np.ndarray, radar: np.ndarray) -> np.ndarray:
+        """(1, 1, h, w) float32 depth of float32 NCHW host arrays (or tensors); no torch needed."""
         image, radar, (h, w) = host_inputs(self.path, self.input_size, self.multiple, image, radar)
         depth = self.session.run(['depth'], {'image': image, 'radar': radar})[0]
-        return torch.from_numpy(np.ascontiguousarray(depth[..., :h, :w]))
+        return np.ascontiguousarray(depth[..., :h, :w])
+
+    def __call__(self, image, radar):
+        import torch  # tensors in, a tensor out: torch is loaded already
+        return torch.from_numpy(self.infer(image, radar))
 
     def release(self) -> None:
         self.session = None
 
 
-def host_inputs(path: Path, input_size, multiple: int, image: torch.Tensor, radar: torch.Tensor) -> tuple:
+def host_inputs(path: Path, input_size, multiple: int, image, radar) -> tuple:
     """(image, radar, (h, w)): contiguous float32 host arrays for an exported file, padded to its
     multiple; (h, w) is the size to crop the depth back to. A static file takes its own size only."""
     image, radar = _host_float32(image), _host_float32(radar)
@@ -122,6 +127,9 @@ def host_inputs(path: Path, input_size, multiple: int, image: torch.Tensor, rada
     return image, radar, (h, w)
 
 
-def _host_float32(t: torch.Tensor) -> np.ndarray:
-    # prepare() hands over permuted (NHWC-strided) views; ORT wants C-contiguous NCHW.
-    return np.ascontiguousarray(t.detach().to('cpu', torch.float32).numpy())
+def _host_float32(t) -> np.ndarray:
+    """A C-contiguous float32 numpy array of a numpy array or a torch tensor (ORT wants NCHW;
+    DepthEstimator.prepare hands over permuted, NHWC-strided, views)."""
+    if not isinstance(t, np.ndarray):
+        t = t.detach().float().cpu().numpy()
+    return np.ascontiguousarray(t, dtype=np.float32)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..pipeline import resolve_device
+from ..devices import resolve_device
 
 
 @dataclass
