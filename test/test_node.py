@@ -326,6 +326,10 @@ def test_diagnostics_content_and_levels(ros, checkpoint, frames):
         assert ok.hardware_id == 'cpu' and values['device'] == 'cpu'
         assert int(values['published']) == 3 and int(values['paired']) == 3 and int(values['image_in']) == 3
         assert float(values['inference_latency_p50_ms']) > 0 and 'total_latency_p95_ms' in values
+        # The latency split: total = pairing + slot + inference + the node's own work, per frame.
+        split = {k: float(values[f'{k}_latency_p50_ms']) for k in ('pairing', 'slot', 'inference', 'work', 'total')}
+        assert min(split.values()) >= 0 and split['total'] >= split['inference']
+        assert values['backend'] == 'onnxruntime' and values['torch_loaded'] in ('yes', 'no')
         assert 'image_rate_hz' in values and 'radar_rate_hz' in values
         bad = frame_messages(frames[0], 501.0)
         bad[0].encoding = 'nv12_unknown'

@@ -449,6 +449,7 @@ class DepthNode(LifecycleNode):
         self._warn(reason, f'{message} [{reason}: {n} so far]')
 
     def _process(self, pair, estimator, stop: threading.Event) -> None:
+        picked = time.monotonic()
         s = self.settings
         if s is None:
             self.stats.count('dropped_inactive')   # cleaned up meanwhile
@@ -489,8 +490,16 @@ class DepthNode(LifecycleNode):
             self.stats.count('dropped_inactive')
             return
         self._publish(header, rgb, pair.camera_info.msg, K, result, s)
-        self.stats.latency('inference', result.timings_ms['total'])
-        self.stats.latency('total', 1e3 * (time.monotonic() - received))
+        # received -> published = pairing (waiting for radar / camera_info) + slot (waiting for the busy
+        # worker: a frame's age when taken, up to one camera period) + inference + the node's own work
+        # (message conversion, saliency, publishing).
+        done = time.monotonic()
+        inference = result.timings_ms['total']
+        self.stats.latency('pairing', 1e3 * max(0.0, pair.ready - received))
+        self.stats.latency('slot', 1e3 * max(0.0, picked - pair.ready))
+        self.stats.latency('inference', inference)
+        self.stats.latency('work', max(0.0, 1e3 * (done - picked) - inference))
+        self.stats.latency('total', 1e3 * (done - received))
         self.stats.count('published')
 
     def _want_saliency(self, s) -> bool:

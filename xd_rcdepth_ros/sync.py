@@ -66,7 +66,8 @@ from __future__ import annotations
 import bisect
 import math
 import threading
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from typing import Any, List, Optional, Tuple
 
 
@@ -100,6 +101,8 @@ class Pair:
     camera_info: the camera_info to use, or None when none has arrived.
     camera_info_fallback: True when no camera_info was stamped within tolerance of the image and the
                  newest one was taken instead ('match' policy: a latching or slower CameraInfo publisher).
+    ready:       time.monotonic() when the pair was made (the node splits its latency at it: waiting
+                 for radar / camera_info before, waiting for the busy inference worker after).
     """
 
     image: Stamped
@@ -107,6 +110,7 @@ class Pair:
     sweeps: Tuple[Stamped, ...]
     camera_info: Optional[Stamped]
     camera_info_fallback: bool = False
+    ready: float = field(default_factory=time.monotonic)
 
     @property
     def stamp(self) -> float:

@@ -53,10 +53,13 @@ TOPICS = (
           'The dense depth in 3-D for RViz, every `points.stride` pixels. Only with `points.enabled: true`.'),
     Topic(DEBUG_SALIENCY_OVERLAY, 'sensor_msgs/msg/Image', PUBLISHED,
           'Grad-CAM heat map (`saliency.layer`) over the image, bgr8; computed only while subscribed, at most '
-          '`saliency.max_rate` per second.'),
+          '`saliency.max_rate` per second. With an ONNX backend on the CPU the first subscriber loads torch '
+          'and the model for it (seconds, once; logged).'),
     Topic(DIAGNOSTICS, 'diagnostic_msgs/msg/DiagnosticArray', PUBLISHED,
-          'Input rates, pairing failures, drops and bad messages by reason, latency p50/p95, device; every '
-          '`diagnostics_period` s.'),
+          'Input rates, pairing failures, drops and bad messages by reason, device, backend, `torch_loaded`, '
+          'and latency p50/p95 split into pairing (waiting for radar / CameraInfo), slot (waiting for the busy '
+          'inference worker), inference, work (the node\'s own: conversion, saliency, publishing) and total '
+          '(receive to publish); every `diagnostics_period` s.'),
     Topic(TF_STATIC, 'tf2_msgs/msg/TFMessage', PUBLISHED,
           'The static `T_camera_radar` (image frame -> radar frame), with `use_tf: false` and '
           '`publish_static_tf: true`; needs tf2_msgs (else a logged note).'),
