@@ -1,6 +1,6 @@
 """The shape of the code: no import cycles among the project's modules, the core never imports the
 ROS layer, project modules are imported at the top of a file (a header says what a module depends
-on), and the linter passes.
+on) unless they bring torch with them into a torch-free serving path, and the linter passes.
 
 The import graph is read from the source (ast), every import counted, also those inside functions:
 a cycle that only works because one side imports late is still a cycle.
@@ -130,13 +130,47 @@ def test_core_never_imports_the_ros_layer(graph):
                 assert top != 'rclpy' and not top.endswith('_msgs') and top != 'rosbags', f'{path}: imports {r}'
 
 
+def _imports_torch_at_load(modules: dict, imports: dict) -> set:
+    """Project modules whose import loads torch: `import torch` at module level, or a module-level import
+    of a project module that does."""
+    direct = set()
+    for name, (path, _) in modules.items():
+        for node in ast.parse(path.read_text()).body:
+            roots = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ''] if isinstance(node, ast.ImportFrom) and not node.level else []
+            if any(r.split('.')[0] in ('torch', 'torchvision') for r in roots):
+                direct.add(name)
+    heavy, grew = set(direct), True
+    while grew:
+        grew = False
+        for name, found in imports.items():
+            if name not in heavy and any(t in heavy for t, _, late in found if not late):
+                heavy.add(name)
+                grew = True
+    return heavy
+
+
 def test_project_modules_are_imported_at_the_top_of_a_file(graph):
-    """In-function imports are kept for optional or heavy third-party packages only (onnxruntime, rclpy,
-    the devkit, ...): a module's header lists the project modules it depends on."""
-    _, imports = graph
+    """In-function imports are kept for optional or heavy third-party packages (onnxruntime, rclpy, the
+    devkit, ...) and for project modules that load torch: the node serves ONNX on a CPU without torch
+    (500 MB resident) until saliency is asked for. Everything else is in a module's header."""
+    modules, imports = graph
+    heavy = _imports_torch_at_load(modules, imports)
     late = [f'{name}:{line} imports {target}' for name, found in imports.items()
-            for target, line, in_function in found if in_function]
+            for target, line, in_function in found if in_function and target not in heavy]
     assert not late, 'import these at the top of the file: ' + '; '.join(late)
+
+
+def test_the_torch_free_serving_path_stays_torch_free(graph):
+    """The modules the CPU node serves with import no torch when loaded (the check above lets torch-heavy
+    modules be imported late; this one keeps the light side light)."""
+    modules, imports = graph
+    heavy = _imports_torch_at_load(modules, imports)
+    serving = ['xd_rcdepth_core.serving', 'xd_rcdepth_core.onnx_estimator', 'xd_rcdepth_core.inputs',
+               'xd_rcdepth_core.devices', 'xd_rcdepth_core.backends', 'xd_rcdepth_core.backends.auto',
+               'xd_rcdepth_core.backends.ort_backend', 'xd_rcdepth_core.backends.settings', 'xd_rcdepth_ros.node']
+    assert not [m for m in serving if m in heavy], 'these load torch on import: ' + ', '.join(
+        m for m in serving if m in heavy)
 
 
 def test_linter_passes():

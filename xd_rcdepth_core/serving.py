@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from importlib import metadata as pkg_metadata
 from pathlib import Path
 
+from .conventions import InputConventions
 from .exported import default_cache_dir
 
 PLAN_FORMAT = 1
@@ -172,7 +173,6 @@ def make_plan(checkpoint, backend: str = 'auto', precision: str = 'fp32', cache_
     """Make a plan here (imports torch): load the checkpoint, start DepthEstimator on the CPU with these
     settings (which exports, verifies and, for int8, gates the ONNX file into the cache), and record what
     it runs."""
-    from .conventions import InputConventions
     from .models.checkpoint import load_model
     from .pipeline import DepthEstimator
     checkpoint = Path(checkpoint).resolve()
