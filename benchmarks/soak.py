@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import time
@@ -187,7 +186,7 @@ def main() -> int:
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile
-    from ros_helpers import stamp_msg
+    from ros_helpers import stamp_msg, stop_process
     from sensor_msgs.msg import Image
 
     from xd_rcdepth_ros.bagfile.reader import header_stamp_ns
@@ -311,13 +310,7 @@ def main() -> int:
         alive_at_end = proc.poll() is None
         rss.append((time.monotonic() - start, rss_mb(proc.pid)))
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        exit_code = proc.returncode
+        exit_code = stop_process(proc)
         peer.destroy_node()
         rclpy.try_shutdown()
         log.close()

@@ -1,6 +1,8 @@
 """Test helpers: Frames -> ROS messages, spinning until a condition, an in-process node harness."""
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +26,18 @@ def console_command(name, checkpoint, T, *extra, params_file=ROOT / 'config' / '
     return [str(exe), '--ros-args', '-r', f'__node:={name}', *files, '-p', f'checkpoint:={checkpoint}',
             '-p', f'T_camera_radar.translation:=[{",".join(map(str, T[:3, 3]))}]',
             '-p', f'T_camera_radar.rotation:=[{",".join(map(str, q))}]', *extra]
+
+
+def stop_process(proc, timeout: float = 20.0):
+    """SIGINT (the node's clean shutdown), then SIGKILL after `timeout`; its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 def log_tail(log, n=3000):

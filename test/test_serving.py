@@ -161,7 +161,7 @@ def test_node_process_serves_depth_without_torch_until_saliency_is_subscribed(ch
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, qos_profile_sensor_data
-    from ros_helpers import console_command, frame_messages, log_tail, spin_until
+    from ros_helpers import console_command, frame_messages, log_tail, spin_until, stop_process
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
     name = 'xd_rcdepth_torch_free'
@@ -221,12 +221,7 @@ def test_node_process_serves_depth_without_torch_until_saliency_is_subscribed(ch
         text = log_tail(log, 100000)
         assert 'making the serving plan' not in text and 'torch is not loaded' in text, text
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_process(proc)
         peer.destroy_node()
         ex.shutdown()
         rclpy.try_shutdown()

@@ -30,6 +30,21 @@ class DepthResult:
     saliency: dict | None = None            # layer -> H x W float32 in [0, 1]
 
 
+def checked_run_options(max_depth: float, input_size, threads):
+    """The estimators' shared settings, validated: (max_depth, (h, w) or None); raises ValueError naming
+    the bad one."""
+    if not max_depth > 0:
+        raise ValueError(f'max_depth must be positive, got {max_depth}')
+    if input_size is not None:
+        h, w = (int(v) for v in input_size)
+        if h < 32 or w < 32:
+            raise ValueError(f'input_size must be at least 32 x 32, got {input_size}')
+        input_size = (h, w)
+    if threads is not None and threads < 1:
+        raise ValueError(f'threads must be at least 1, got {threads}')
+    return float(max_depth), input_size
+
+
 def resize_frame_inputs(frame, input_size):
     """(image, K, h, w) at the network input size; K scaled with the image."""
     H, W = frame.height, frame.width

@@ -18,7 +18,7 @@ import time
 from .backends.openvino_backend import OpenVinoBackend
 from .backends.ort_backend import OnnxRuntimeBackend
 from .conventions import InputConventions
-from .inputs import DepthResult, finish_depth, prepare_host_inputs
+from .inputs import DepthResult, checked_run_options, finish_depth, prepare_host_inputs
 from .radar import RadarEncodingConfig
 from .serving import ServingPlan
 
@@ -43,17 +43,9 @@ class OnnxEstimator:
                              'use DepthEstimator')
         self.plan = plan
         self.precision = plan.precision
-        self.max_depth = float(plan.max_depth if max_depth is None else max_depth)
-        if not self.max_depth > 0:
-            raise ValueError(f'max_depth must be positive, got {max_depth}')
-        if input_size is not None:
-            h, w = (int(v) for v in input_size)
-            if h < 32 or w < 32:
-                raise ValueError(f'input_size must be at least 32 x 32, got {input_size}')
-            input_size = (h, w)
-        if threads is not None and threads < 1:
-            raise ValueError(f'threads must be at least 1, got {threads}')
-        self.input_size, self.threads = input_size, threads
+        self.max_depth, self.input_size = checked_run_options(
+            float(plan.max_depth if max_depth is None else max_depth), input_size, threads)
+        self.threads = threads
         self.conventions = InputConventions.from_dict(plan.conventions)
         self.radar_config = RadarEncodingConfig(feature_columns=self.conventions.feature_columns)
         self.model_name = plan.model_name

@@ -37,7 +37,7 @@ from .devices import resolve_device
 from .distill.saliency import TAP_LAYERS, grad_cam, normalise_map, saliency_target
 from .export import ExportSpec, cached_export, cached_int8_export, default_cache_dir
 from .exported import read_metadata
-from .inputs import DepthResult, finish_depth, prepare_inputs
+from .inputs import DepthResult, checked_run_options, finish_depth, prepare_inputs
 from .models.checkpoint import load_model
 from .models.fingerprint import model_fingerprint
 from .radar import RadarEncodingConfig
@@ -110,16 +110,8 @@ class DepthEstimator:
         check_settings(self.device, precision, backend)
         self.precision = precision
         model_max = float(getattr(getattr(model, 'config', None), 'max_depth', 100.0))
-        self.max_depth = model_max if max_depth is None else float(max_depth)
-        if not 0 < self.max_depth:
-            raise ValueError(f'max_depth must be positive, got {max_depth}')
-        if input_size is not None:
-            h, w = (int(v) for v in input_size)
-            if h < 32 or w < 32:
-                raise ValueError(f'input_size must be at least 32 x 32, got {input_size}')
-            input_size = (h, w)
-        if threads is not None and threads < 1:
-            raise ValueError(f'threads must be at least 1, got {threads}')
+        self.max_depth, input_size = checked_run_options(
+            model_max if max_depth is None else float(max_depth), input_size, threads)
         if threads:
             torch.set_num_threads(int(threads))
         self.input_size = input_size

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from .conventions import InputConventions
 from .exported import default_cache_dir
+from .filehash import file_sha256
 
 PLAN_FORMAT = 1
 # Where a plan can serve without torch; anything else (CUDA, bf16, backend torch/tensorrt) runs DepthEstimator.
@@ -77,14 +78,6 @@ class ServingPlan:
 def can_serve_without_torch(device: str, backend: str, precision: str) -> bool:
     """The settings a plan serves: the CPU ('cpu' from devices.host_device), an ONNX backend, fp32 or int8."""
     return device == 'cpu' and backend in SERVING_BACKENDS and precision in SERVING_PRECISIONS
-
-
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _code_fingerprint() -> str:

@@ -32,7 +32,6 @@ checked against the authors' code under pattern weights by test/test_import_weig
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +41,7 @@ import torch.nn as nn
 
 from ..config import IMAGENET_MEAN, IMAGENET_STD, NUSCENES_CAM_FRONT, RADAR_CHANNELS
 from ..conventions import InputConventions
+from ..filehash import file_sha256
 from .checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from .registry import build_model
 
@@ -150,14 +150,6 @@ def _rename(key: str, pairs: list) -> str | None:
 
 
 # ----------------------------------------------------------------------------- reading the file
-
-def sha256_of(path) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 def read_official(path) -> tuple[dict, dict]:
     """(state_dict without 'module.', {'global_step': int or None}) of one of the authors' files."""
@@ -301,6 +293,6 @@ def import_official(fmt: str, src, out) -> tuple[Path, ImportReport]:
     state, info = read_official(src)
     model, report = convert_official(fmt, state, str(src))
     report.global_step = info['global_step']
-    conventions = official_conventions(fmt, src.name, sha256_of(src))
+    conventions = official_conventions(fmt, src.name, file_sha256(src))
     path = save_checkpoint(out, model, extra={'inputs': conventions.to_dict(), 'imported': report.to_dict()})
     return path, report
