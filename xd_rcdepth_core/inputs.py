@@ -30,6 +30,16 @@ class DepthResult:
     saliency: dict | None = None            # layer -> H x W float32 in [0, 1]
 
 
+def stage_timings(t0: float, t1: float, t2: float, t3: float, t4: float, saliency: bool) -> dict:
+    """Milliseconds per stage of one prediction from perf_counter marks: start, inputs prepared,
+    forward done, saliency done, depth finished."""
+    timings = {'prepare': 1e3 * (t1 - t0), 'forward': 1e3 * (t2 - t1), 'finish': 1e3 * (t4 - t3),
+               'total': 1e3 * (t4 - t0)}
+    if saliency:
+        timings['saliency'] = 1e3 * (t3 - t2)
+    return timings
+
+
 def checked_run_options(max_depth: float, input_size, threads):
     """The estimators' shared settings, validated: (max_depth, (h, w) or None); raises ValueError naming
     the bad one."""

@@ -18,7 +18,7 @@ import time
 from .backends.openvino_backend import OpenVinoBackend
 from .backends.ort_backend import OnnxRuntimeBackend
 from .conventions import InputConventions
-from .inputs import DepthResult, checked_run_options, finish_depth, prepare_host_inputs
+from .inputs import DepthResult, checked_run_options, finish_depth, prepare_host_inputs, stage_timings
 from .radar import RadarEncodingConfig
 from .serving import ServingPlan
 
@@ -103,11 +103,8 @@ class OnnxEstimator:
         t3 = time.perf_counter()
         depth = finish_depth(depth, frame.height, frame.width, self.max_depth)
         t4 = time.perf_counter()
-        timings = {'prepare': 1e3 * (t1 - t0), 'forward': 1e3 * (t2 - t1), 'finish': 1e3 * (t4 - t3),
-                   'total': 1e3 * (t4 - t0)}
-        if saliency_layers:
-            timings['saliency'] = 1e3 * (t3 - t2)
-        return DepthResult(depth=depth, radar_stats=stats, saliency=saliency, timings_ms=timings)
+        return DepthResult(depth=depth, radar_stats=stats, saliency=saliency,
+                           timings_ms=stage_timings(t0, t1, t2, t3, t4, bool(saliency_layers)))
 
     def release(self) -> None:
         """Close the session (and drop the saliency model): the node's deactivate."""

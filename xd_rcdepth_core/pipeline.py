@@ -37,7 +37,7 @@ from .devices import resolve_device
 from .distill.saliency import TAP_LAYERS, grad_cam, normalise_map, saliency_target
 from .export import ExportSpec, cached_export, cached_int8_export, default_cache_dir
 from .exported import read_metadata
-from .inputs import DepthResult, checked_run_options, finish_depth, prepare_inputs
+from .inputs import DepthResult, checked_run_options, finish_depth, prepare_inputs, stage_timings
 from .models.checkpoint import load_model
 from .models.fingerprint import model_fingerprint
 from .radar import RadarEncodingConfig
@@ -247,11 +247,8 @@ class DepthEstimator:
         t3 = time.perf_counter()
         depth = self._finish(depth_t, frame.height, frame.width)
         t4 = time.perf_counter()
-        timings = {'prepare': 1e3 * (t1 - t0), 'forward': 1e3 * (t2 - t1), 'finish': 1e3 * (t4 - t3),
-                   'total': 1e3 * (t4 - t0)}
-        if saliency_layers:
-            timings['saliency'] = 1e3 * (t3 - t2)
-        return DepthResult(depth=depth, radar_stats=stats, saliency=saliency, timings_ms=timings)
+        return DepthResult(depth=depth, radar_stats=stats, saliency=saliency,
+                           timings_ms=stage_timings(t0, t1, t2, t3, t4, bool(saliency_layers)))
 
     def release(self) -> None:
         """Drop the model from the GPU and close the ONNX Runtime session (the node's deactivate)."""
