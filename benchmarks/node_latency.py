@@ -218,6 +218,7 @@ def main() -> int:
     split = latency_split(node_values, percentiles(latency)[0], percentiles(bare)[0])
     lat50, lat95 = percentiles(latency)
     bare50, bare95 = percentiles(bare)
+    before_after = [percentiles(bare_before)[0], percentiles(bare_after)[0]]
     overhead = None if lat50 is None else lat50 - bare50
     bare_rate = min(args.rate, 1e3 / bare50)
     throughput = len(received) / duration if duration > 0 else 0.0
@@ -230,8 +231,7 @@ def main() -> int:
         'input_size': list(input_size) if input_size else None, 'bare_backend': bare_backend,
         'node_rss_mb': memory['VmRSS'], 'node_peak_rss_mb': memory['VmHWM'], 'rss_goal_mb': 600,
         'latency_ms_p50': lat50, 'latency_ms_p95': lat95, 'bare_inference_ms_p50': bare50,
-        'bare_inference_ms_p95': bare95, 'bare_ms_p50_before_after': [percentiles(bare_before)[0],
-                                                                      percentiles(bare_after)[0]],
+        'bare_inference_ms_p95': bare95, 'bare_ms_p50_before_after': before_after,
         'node_overhead_ms_p50': overhead,
         'overhead_goal_ms': max(0.1 * bare50, 15.0), 'latency_split_ms_p50': split, 'node_diagnostics': node_values,
         'fastdds_profile': note, 'machine': platform.machine(), 'torch_threads': torch.get_num_threads(),
@@ -247,7 +247,7 @@ def main() -> int:
         f'{len(sent)} frames ({platform.machine()}, CPU, '
         f'torch threads {torch.get_num_threads()}, backend {args.backend} -> {bare_backend}, network input '
         f'{args.input_size or "the checkpoint scale"}; bare path timed on {len(bare_before)} frames before '
-        f'and after the node: p50 {fmt(percentiles(bare_before)[0])} / {fmt(percentiles(bare_after)[0])} ms).', '',
+        f'and after the node: p50 {fmt(before_after[0])} / {fmt(before_after[1])} ms).', '',
         '| frames sent | depth received | dropped | throughput (Hz) | bare rate (Hz) | throughput / bare (goal 0.9) '
         '| latency p50 / p95 (ms) | bare inference p50 / p95 (ms) | node overhead p50 (ms) | goal (ms) '
         '| node RSS / peak (MB, goal 600) |',

@@ -3,7 +3,6 @@ process that imports torch only when saliency is first subscribed (issue: the no
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -210,8 +209,7 @@ def test_node_process_serves_depth_without_torch_until_saliency_is_subscribed(ch
         diagnostics.clear()
         assert spin_until(ex, lambda: (_diagnostic_values(diagnostics, name) or {}).get('torch_loaded') == 'yes',
                           timeout=10), 'diagnostics never said torch_loaded yes'
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) == 0, log_tail(log)
+        assert stop_process(proc) == 0, log_tail(log)
         # A restart reads the cached plan: no helper process this time.
         proc, log = run_node('second.log')
         depth.clear()

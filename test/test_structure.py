@@ -54,6 +54,15 @@ def _imports(name: str, path: Path, is_pkg: bool, modules: dict):
     yield from visit(ast.parse(path.read_text()), False)
 
 
+def _absolute_imports(node) -> list:
+    """The absolute module names an ast node imports (none for relative imports or other nodes)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    if isinstance(node, ast.ImportFrom) and not node.level:
+        return [node.module or '']
+    return []
+
+
 @pytest.fixture(scope='module')
 def graph():
     modules = _modules()
@@ -123,24 +132,19 @@ def test_core_never_imports_the_ros_layer(graph):
         if not name.startswith('xd_rcdepth_core'):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            roots = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ''] if isinstance(node, ast.ImportFrom) and not node.level else []
-            for r in roots:
+            for r in _absolute_imports(node):
                 top = r.split('.')[0]
                 assert top != 'rclpy' and not top.endswith('_msgs') and top != 'rosbags', f'{path}: imports {r}'
 
 
-def _imports_torch_at_load(modules: dict, imports: dict) -> set:
+@pytest.fixture(scope='module')
+def torch_loading(graph):
     """Project modules whose import loads torch: `import torch` at module level, or a module-level import
     of a project module that does."""
-    direct = set()
-    for name, (path, _) in modules.items():
-        for node in ast.parse(path.read_text()).body:
-            roots = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ''] if isinstance(node, ast.ImportFrom) and not node.level else []
-            if any(r.split('.')[0] in ('torch', 'torchvision') for r in roots):
-                direct.add(name)
-    heavy, grew = set(direct), True
+    modules, imports = graph
+    heavy = {name for name, (path, _) in modules.items() for node in ast.parse(path.read_text()).body
+             if any(r.split('.')[0] in ('torch', 'torchvision') for r in _absolute_imports(node))}
+    grew = True
     while grew:
         grew = False
         for name, found in imports.items():
@@ -150,27 +154,24 @@ def _imports_torch_at_load(modules: dict, imports: dict) -> set:
     return heavy
 
 
-def test_project_modules_are_imported_at_the_top_of_a_file(graph):
+def test_project_modules_are_imported_at_the_top_of_a_file(graph, torch_loading):
     """In-function imports are kept for optional or heavy third-party packages (onnxruntime, rclpy, the
     devkit, ...) and for project modules that load torch: the node serves ONNX on a CPU without torch
     (500 MB resident) until saliency is asked for. Everything else is in a module's header."""
-    modules, imports = graph
-    heavy = _imports_torch_at_load(modules, imports)
+    _, imports = graph
     late = [f'{name}:{line} imports {target}' for name, found in imports.items()
-            for target, line, in_function in found if in_function and target not in heavy]
+            for target, line, in_function in found if in_function and target not in torch_loading]
     assert not late, 'import these at the top of the file: ' + '; '.join(late)
 
 
-def test_the_torch_free_serving_path_stays_torch_free(graph):
+def test_the_torch_free_serving_path_stays_torch_free(torch_loading):
     """The modules the CPU node serves with import no torch when loaded (the check above lets torch-heavy
     modules be imported late; this one keeps the light side light)."""
-    modules, imports = graph
-    heavy = _imports_torch_at_load(modules, imports)
     serving = ['xd_rcdepth_core.serving', 'xd_rcdepth_core.onnx_estimator', 'xd_rcdepth_core.inputs',
                'xd_rcdepth_core.devices', 'xd_rcdepth_core.backends', 'xd_rcdepth_core.backends.auto',
                'xd_rcdepth_core.backends.ort_backend', 'xd_rcdepth_core.backends.settings', 'xd_rcdepth_ros.node']
-    assert not [m for m in serving if m in heavy], 'these load torch on import: ' + ', '.join(
-        m for m in serving if m in heavy)
+    loading = [m for m in serving if m in torch_loading]
+    assert not loading, 'these load torch on import: ' + ', '.join(loading)
 
 
 def test_linter_passes():
