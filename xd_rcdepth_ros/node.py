@@ -19,6 +19,8 @@ configure + activate from main(), so `ros2 run` and launch users need nothing el
 
 Inference runs in one worker thread fed by a latest-frame-wins pairer: subscription callbacks only
 store messages, so inference never queues behind itself and stale frames are counted as dropped.
+Everything else runs on one executor thread, and image-sized buffers are reused (heap.py): on a small
+computer the cores belong to inference.
 All maths lives in xd_rcdepth_core (DepthEstimator, OnnxEstimator) and in convert.py / sync.py.
 
 Memory: on the CPU with backend auto, onnxruntime or openvino (fp32 or int8) the node serves the
