@@ -73,6 +73,8 @@ def parse_args():
     p.add_argument('--checkpoint', default=None, help='checkpoint to run (default: a random student)')
     p.add_argument('--backend', default='auto', choices=BACKENDS,
                    help='node and bare backend (default auto, the node\'s default)')
+    p.add_argument('--precision', default='fp32', choices=('fp32', 'int8'),
+                   help='node and bare precision (default fp32; int8: the accuracy-gated int8 model, made once)')
     p.add_argument('--input-size', default=None,
                    help='network input HEIGHTxWIDTH (node input_height/width; default: the checkpoint\'s scale)')
     p.add_argument('--bare-frames', type=int, default=24,
@@ -141,7 +143,7 @@ def main() -> int:
     T = frames[0].T_camera_radar
     input_size = tuple(int(v) for v in args.input_size.lower().split('x')) if args.input_size else None
     est = DepthEstimator.from_checkpoint(ckpt, device='cpu', backend=args.backend, input_size=input_size,
-                                         threads=args.threads or None)
+                                         threads=args.threads or None, precision=args.precision)
     bare_backend = est.backend_info['backend']
     est.predict(frames[0])                                  # warm-up
 
@@ -166,7 +168,7 @@ def main() -> int:
            str(ROOT / 'config' / 'xd_rcdepth.param.yaml'), '-p', f'checkpoint:={ckpt}',
            '-p', f'T_camera_radar.translation:=[{",".join(map(str, T[:3, 3]))}]',
            '-p', f'T_camera_radar.rotation:=[{",".join(map(str, q))}]', '-p', f'torch_threads:={args.threads}',
-           '-p', f'backend:={args.backend}']
+           '-p', f'backend:={args.backend}', '-p', f'precision:={args.precision}']
     if input_size:
         cmd += ['-p', f'input_height:={input_size[0]}', '-p', f'input_width:={input_size[1]}']
     if args.wait_for_next_radar is not None:
@@ -246,17 +248,19 @@ def main() -> int:
         'node_overhead_ms_p50': overhead, 'node_own_ms_p50': node_own,
         'overhead_goal_ms': max(0.1 * bare50, 15.0), 'latency_split_ms_p50': split, 'node_diagnostics': node_values,
         'fastdds_profile': note, 'machine': platform.machine(), 'torch_threads': torch.get_num_threads(),
-        'checkpoint': ckpt, 'backend': args.backend,
+        'checkpoint': ckpt, 'backend': args.backend, 'precision': args.precision,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = 'node_latency' if args.backend == 'auto' else f'node_latency_{args.backend}'
+    stem += '' if args.precision == 'fp32' else f'_{args.precision}'
     (out / f'{stem}.json').write_text(json.dumps(result, indent=2))
     fmt = (lambda v: 'n/a' if v is None else f'{v:.1f}')
     table = '\n'.join([
         f'Node latency at {h}x{w}, {args.rate:g} Hz camera, {args.radar_rate:g} Hz radar (stamps offset), '
         f'{len(sent)} frames ({platform.machine()}, CPU, '
-        f'torch threads {torch.get_num_threads()}, backend {args.backend} -> {bare_backend}, network input '
+        f'torch threads {torch.get_num_threads()}, backend {args.backend} -> {bare_backend} {args.precision}, '
+        'network input '
         f'{args.input_size or "the checkpoint scale"}; bare path timed on {len(bare_before)} frames before '
         f'and after the node: p50 {fmt(before_after[0])} / {fmt(before_after[1])} ms).', '',
         '| frames sent | depth received | dropped | throughput (Hz) | bare rate (Hz) | throughput / bare (goal 0.9) '
