@@ -23,9 +23,8 @@ Goals (issue 15): the node's delivered depth rate at least 90 % of what the bare
 same run (min(camera rate, 1000 / bare p50 ms), the bare path timed before and after the node); its
 added latency (node p50 - bare p50) within max(10 % of inference, 15 ms) -- the second table holds the
 node's own part (both DDS hops + pairing + its work) against that goal, apart from the slot wait and
-the slower inference on shared cores --; its resident memory (VmRSS,
-and the peak VmHWM, from /proc) at most 600 MB while no one subscribes to the saliency overlay
-(nothing does here).
+the slower inference on shared cores --; its resident memory (VmRSS, and the peak VmHWM, from /proc)
+at most 600 MB while no one subscribes to the saliency overlay (nothing does here).
 Writes out/benchmarks/node_latency[_BACKEND].{json,md}. A benchmark reports; it asserts nothing.
 """
 from __future__ import annotations
@@ -153,7 +152,6 @@ def main() -> int:
     # The bare path is timed before and after the node (same frames): CPU speed on shared machines drifts
     # by tens of percent within minutes, and the pooled p50 is what the node is compared with.
     bare_before = bare_run()
-    bare = bare_before
 
     note = apply_fastdds_profile()
     import rclpy
@@ -208,7 +206,7 @@ def main() -> int:
             pubs[2].publish(image)
             sent[round(stamp, 6)] = time.perf_counter()
         last = time.perf_counter()
-        while time.perf_counter() - last < max(5.0, 3 * max(bare) / 1e3):
+        while time.perf_counter() - last < max(5.0, 3 * max(bare_before) / 1e3):
             n = len(received)
             ex.spin_once(timeout_sec=0.05)
             if len(received) != n:
@@ -229,10 +227,6 @@ def main() -> int:
     bare50, bare95 = percentiles(bare)
     before_after = [percentiles(bare_before)[0], percentiles(bare_after)[0]]
     overhead = None if lat50 is None else lat50 - bare50
-    # What the node itself adds (both DDS hops, pairing, its own work), apart from the slot wait that
-    # latest-frame-wins costs while inference is slower than the camera.
-    parts = [split.get(k) for k in ('transport', 'pairing', 'node_work')]
-    node_own = None if None in parts else sum(parts)
     bare_rate = min(args.rate, 1e3 / bare50)
     throughput = len(received) / duration if duration > 0 else 0.0
     result = {
@@ -245,7 +239,7 @@ def main() -> int:
         'node_rss_mb': memory['VmRSS'], 'node_peak_rss_mb': memory['VmHWM'], 'rss_goal_mb': 600,
         'latency_ms_p50': lat50, 'latency_ms_p95': lat95, 'bare_inference_ms_p50': bare50,
         'bare_inference_ms_p95': bare95, 'bare_ms_p50_before_after': before_after,
-        'node_overhead_ms_p50': overhead, 'node_own_ms_p50': node_own,
+        'node_overhead_ms_p50': overhead, 'node_own_ms_p50': split.get('node_own'),
         'overhead_goal_ms': max(0.1 * bare50, 15.0), 'latency_split_ms_p50': split, 'node_diagnostics': node_values,
         'fastdds_profile': note, 'machine': platform.machine(), 'torch_threads': torch.get_num_threads(),
         'checkpoint': ckpt, 'backend': args.backend, 'precision': args.precision,
@@ -277,7 +271,8 @@ def main() -> int:
         f'pairing + work (goal {result["overhead_goal_ms"]:.0f}) |',
         '|---|---|---|---|---|---|',
         f'| {fmt(split.get("transport"))} | {fmt(split.get("pairing"))} | {fmt(split.get("slot"))} | '
-        f'{fmt(split.get("inference"))} ({fmt(bare50)}) | {fmt(split.get("node_work"))} | {fmt(node_own)} |'])
+        f'{fmt(split.get("inference"))} ({fmt(bare50)}) | {fmt(split.get("node_work"))} | '
+        f'{fmt(split.get("node_own"))} |'])
     (out / f'{stem}.md').write_text(table + '\n')
     print(table)
     return 0
@@ -297,6 +292,11 @@ def latency_split(values: dict, end_to_end_p50, bare_p50) -> dict:
     split['node_work'] = split.pop('work', None)
     if end_to_end_p50 is not None and 'total' in split:
         split['transport'] = end_to_end_p50 - split['total']
+    # What the node itself adds (both DDS hops, pairing, its own work), apart from the slot wait that
+    # latest-frame-wins costs while inference is slower than the camera.
+    own = [split.get(k) for k in ('transport', 'pairing', 'node_work')]
+    if None not in own:
+        split['node_own'] = sum(own)
     if bare_p50 is not None and 'inference' in split:
         split['inference_slowdown'] = split['inference'] - bare_p50   # the shared cores (publisher, executor)
     return split

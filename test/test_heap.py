@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from xd_rcdepth_ros.heap import USER_VARIABLES
+
 ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = r'''
@@ -32,13 +34,10 @@ print(libc.mallinfo2().hblkhd - before)
 '''
 
 
-MALLOC_VARIABLES = ('MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_TOP_PAD_', 'GLIBC_TUNABLES')
-
-
 def probe(mode: str, **env) -> tuple:
     """(the note, bytes newly mmapped for a 6 MB block) in a fresh interpreter without the caller's malloc
     settings, plus `env`."""
-    base = {k: v for k, v in os.environ.items() if k not in MALLOC_VARIABLES}
+    base = {k: v for k, v in os.environ.items() if k not in USER_VARIABLES}
     out = subprocess.run([sys.executable, '-c', PROBE, str(ROOT), mode], capture_output=True, text=True,
                          env={**base, **env}, timeout=60, check=True).stdout.split('\n')
     return out[0], int(out[1])

@@ -30,8 +30,9 @@ USER_VARIABLES = ('MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_TO
 
 def keep_large_blocks(environ=os.environ) -> str:
     """Apply the settings above with mallopt (glibc only); one line saying what is in effect."""
-    chosen = [var for var in USER_VARIABLES if environ.get(var) and (var != 'GLIBC_TUNABLES'
-                                                                     or 'malloc' in environ[var])]
+    chosen = [var for var in USER_VARIABLES if var != 'GLIBC_TUNABLES' and environ.get(var)]
+    if 'malloc' in environ.get('GLIBC_TUNABLES', ''):   # tunables of other glibc parts do not count
+        chosen.append('GLIBC_TUNABLES')
     if chosen:
         return f'heap: glibc malloc settings from the environment ({", ".join(chosen)}), left as they are'
     try:
