@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'test'))
 from xd_rcdepth_core.backends import BACKENDS
+from xd_rcdepth_core.devices import device_type
 from xd_rcdepth_core.geometry import rotation_to_quaternion
 from xd_rcdepth_core.models import build_model
 from xd_rcdepth_core.models.checkpoint import save_checkpoint
@@ -72,12 +73,15 @@ def parse_args():
     p.add_argument('--checkpoint', default=None, help='checkpoint to run (default: a random student)')
     p.add_argument('--backend', default='auto', choices=BACKENDS,
                    help='node and bare backend (default auto, the node\'s default)')
-    p.add_argument('--precision', default='fp32', choices=('fp32', 'int8'),
-                   help='node and bare precision (default fp32; int8: the accuracy-gated int8 model, made once)')
+    p.add_argument('--precision', default='fp32', choices=('fp32', 'fp16', 'bf16', 'int8'),
+                   help='node and bare precision (default fp32; int8: the accuracy-gated int8 model, made once; '
+                        'fp16: CUDA only)')
     p.add_argument('--input-size', default=None,
                    help='network input HEIGHTxWIDTH (node input_height/width; default: the checkpoint\'s scale)')
     p.add_argument('--bare-frames', type=int, default=24,
                    help='frames the bare path is timed on, before and after the node (default 24)')
+    p.add_argument('--device', default='auto',
+                   help="node and bare device (default auto, the node's default: CUDA when torch sees a GPU)")
     p.add_argument('--threads', type=int, default=0, help='torch threads in the node and bare runs (0 = default)')
     p.add_argument('--out', default=str(ROOT / 'out' / 'benchmarks'), help='folder for node_latency.json/.md')
     return p.parse_args()
@@ -141,9 +145,10 @@ def main() -> int:
     frames = [rendered[i % unique] for i in range(args.frames)]
     T = frames[0].T_camera_radar
     input_size = tuple(int(v) for v in args.input_size.lower().split('x')) if args.input_size else None
-    est = DepthEstimator.from_checkpoint(ckpt, device='cpu', backend=args.backend, input_size=input_size,
+    est = DepthEstimator.from_checkpoint(ckpt, device=args.device, backend=args.backend, input_size=input_size,
                                          threads=args.threads or None, precision=args.precision)
     bare_backend = est.backend_info['backend']
+    device = str(est.device)
     est.predict(frames[0])                                  # warm-up
 
     def bare_run():
@@ -166,7 +171,7 @@ def main() -> int:
            str(ROOT / 'config' / 'xd_rcdepth.param.yaml'), '-p', f'checkpoint:={ckpt}',
            '-p', f'T_camera_radar.translation:=[{",".join(map(str, T[:3, 3]))}]',
            '-p', f'T_camera_radar.rotation:=[{",".join(map(str, q))}]', '-p', f'torch_threads:={args.threads}',
-           '-p', f'backend:={args.backend}', '-p', f'precision:={args.precision}']
+           '-p', f'device:={args.device}', '-p', f'backend:={args.backend}', '-p', f'precision:={args.precision}']
     if input_size:
         cmd += ['-p', f'input_height:={input_size[0]}', '-p', f'input_width:={input_size[1]}']
     if args.wait_for_next_radar is not None:
@@ -242,17 +247,19 @@ def main() -> int:
         'node_overhead_ms_p50': overhead, 'node_own_ms_p50': split.get('node_own'),
         'overhead_goal_ms': max(0.1 * bare50, 15.0), 'latency_split_ms_p50': split, 'node_diagnostics': node_values,
         'fastdds_profile': note, 'machine': platform.machine(), 'torch_threads': torch.get_num_threads(),
-        'checkpoint': ckpt, 'backend': args.backend, 'precision': args.precision,
+        'checkpoint': ckpt, 'backend': args.backend, 'precision': args.precision, 'device': device,
+        'device_name': device_name(est.device),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = 'node_latency' if args.backend == 'auto' else f'node_latency_{args.backend}'
     stem += '' if args.precision == 'fp32' else f'_{args.precision}'
+    stem += '_cuda' if device.startswith('cuda') else ''
     (out / f'{stem}.json').write_text(json.dumps(result, indent=2))
     fmt = (lambda v: 'n/a' if v is None else f'{v:.1f}')
     table = '\n'.join([
         f'Node latency at {h}x{w}, {args.rate:g} Hz camera, {args.radar_rate:g} Hz radar (stamps offset), '
-        f'{len(sent)} frames ({platform.machine()}, CPU, '
+        f'{len(sent)} frames ({platform.machine()}, {result["device_name"]}, '
         f'torch threads {torch.get_num_threads()}, backend {args.backend} -> {bare_backend} {args.precision}, '
         'network input '
         f'{args.input_size or "the checkpoint scale"}; bare path timed on {len(bare_before)} frames before '
@@ -276,6 +283,14 @@ def main() -> int:
     (out / f'{stem}.md').write_text(table + '\n')
     print(table)
     return 0
+
+
+def device_name(device) -> str:
+    """'CPU', or the GPU's name ('cuda:0 NVIDIA H200')."""
+    if device_type(device) != 'cuda':
+        return 'CPU'
+    import torch
+    return f'{device} {torch.cuda.get_device_name(device)}'
 
 
 def latency_split(values: dict, end_to_end_p50, bare_p50) -> dict:
