@@ -12,7 +12,10 @@ import torchvision
 
 from xd_rcdepth_core.models import build_model, load_model, save_checkpoint
 from xd_rcdepth_core.models.blocks import SparseConv, pad_to_stride, scaled_sigmoid
+from xd_rcdepth_core.models.student import XDRCDepth
 from xd_rcdepth_core.models.summary import count_macs, model_summary, params_by_part
+from xd_rcdepth_core.models.teacher import CaFNet, LocalPlanarGuidance
+from xd_rcdepth_core.training.trainer import amp_enabled
 
 FUSIONS = ('add', 'concat', 'attention', 'film')
 # Parameter counts stated by the paper (docs/paper.md) and docs/reference.md 3.1 / 3.2.
@@ -154,6 +157,39 @@ def test_sparse_conv_counts_valid_pixels_and_stays_finite_in_half():
     half, _ = conv.half()(x.half(), mask.half())
     assert half.dtype == torch.float16 and torch.isfinite(half).all()
     assert torch.allclose(half.float(), y, atol=1e-2)
+
+
+def steep_planes() -> torch.Tensor:
+    """LPG parameters of the steepest planes (theta -> pi/3) whose denominator nears zero at a corner
+    sub-pixel: plane depth ~3e4 m, its gradient past fp16's 65504 (found by sweeping phi)."""
+    params = torch.zeros(1, 3, 4, 4)
+    params[:, 0], params[:, 1] = 12.0, 1.5
+    return params
+
+
+def test_planar_guidance_runs_in_fp32_under_fp16_autocast():
+    lpg = LocalPlanarGuidance(8, 80.0)
+    reference = lpg(steep_planes())
+    assert reference.abs().max() > 65504 / 4            # the case is a real fp16 hazard
+    with torch.autocast('cpu', dtype=torch.float16):
+        mixed = lpg(steep_planes().half())
+    assert mixed.dtype == torch.float32 and torch.isfinite(mixed).all()
+    torch.testing.assert_close(mixed, reference, rtol=1e-3, atol=1e-3)
+
+
+def test_teacher_opts_out_of_fp16_training():
+    """The LPG gradient at such planes overflows fp16 whatever the forward's precision, so the Trainer
+    trains CaFNet in fp32 on CUDA even with amp asked for, and says so; the student keeps amp."""
+    params = steep_planes().half().requires_grad_(True)
+    LocalPlanarGuidance(8, 80.0)(params).sum().backward()
+    assert not torch.isfinite(params.grad).all()
+    said = []
+    cuda = torch.device('cuda')                          # only its type is read: no GPU needed
+    assert not amp_enabled(True, cuda, CaFNet.__new__(CaFNet), said.append)
+    assert said and 'CaFNet' in said[0] and 'fp32' in said[0]
+    assert amp_enabled(True, cuda, XDRCDepth.__new__(XDRCDepth), said.append) and len(said) == 1
+    assert not amp_enabled(True, torch.device('cpu'), XDRCDepth.__new__(XDRCDepth))
+    assert not amp_enabled(False, cuda, XDRCDepth.__new__(XDRCDepth))
 
 
 def test_checkpoints_without_the_sparsity_kernels_still_load(teacher):

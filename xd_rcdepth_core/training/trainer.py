@@ -25,6 +25,7 @@ import torch
 from ..conventions import InputConventions
 from ..data.cache import CacheIndex, read_sample
 from ..data.dataset import AugmentConfig, RadarDepthDataset
+from ..devices import device_type
 from ..distill.teacher_targets import TeacherTargets
 from ..evaluate import EvalOptions, evaluate
 from ..metrics import HIGHER_IS_BETTER, range_key
@@ -56,6 +57,17 @@ def _to_device(value, device):
     if isinstance(value, dict):
         return {k: _to_device(v, device) for k, v in value.items()}
     return value
+
+
+def amp_enabled(asked: bool, device, model, log=print) -> bool:
+    """fp16 autocast + GradScaler: when asked for, on CUDA, unless the model says it cannot train so
+    (its FP16_TRAINING attribute; the teacher's LPG overflows fp16), which is logged."""
+    if not asked or device_type(device) != 'cuda':
+        return False
+    if not getattr(model, 'FP16_TRAINING', True):
+        log(f'amp: off for {type(model).__name__} (its gradients overflow fp16; training in fp32)')
+        return False
+    return True
 
 
 class Trainer:
@@ -90,7 +102,7 @@ class Trainer:
             self.log(f'froze {freeze_encoder_stem_and_bn(self.model)} encoder stem / BN tensors (CaFNet set_misc)')
         self.optimizer = build_optimizer(self.model, config.optim)
         self.schedule = PolySchedule(config.optim.lr, self.total_steps, config.optim.end_lr_ratio, config.optim.power)
-        self.amp = config.amp and self.device.type == 'cuda'
+        self.amp = amp_enabled(config.amp, self.device, self.model, self.log)
         self.scaler = torch.amp.GradScaler('cuda', enabled=self.amp)
         self.objective = make_objective(config, self.teacher, self.autocast)
         self.step, self.best, self.last_val = 0, {}, None
@@ -245,7 +257,9 @@ class Trainer:
             since, self._last_log = self._last_log, (now, step)
             speed = (step - since[1]) * cfg.data.batch_size * self.dist.world_size / max(now - since[0], 1e-9)
             report.scalars(step, {'loss/total': float(loss), **{f'loss/{k}': float(v) for k, v in terms.items()},
-                                  'lr': lr, 'epoch': step / self.sampler.batches_per_epoch, 'samples_per_s': speed})
+                                  'lr': lr, 'epoch': step / self.sampler.batches_per_epoch, 'samples_per_s': speed,
+                                  # GradScaler's scale: one that keeps falling means overflowing, skipped steps
+                                  **({'amp/scale': self.scaler.get_scale()} if self.amp else {})})
         report.progress(step, float(loss), lr)
         if step % cfg.image_every == 0:
             report.images(step, out, batch, getattr(self.objective, 'last_maps', None))
