@@ -167,7 +167,7 @@ def test_node_process_serves_depth_without_torch_until_saliency_is_subscribed(ch
     name = 'xd_rcdepth_torch_free'
     env = dict(os.environ, PYTHONUNBUFFERED='1', XD_RCDEPTH_CACHE=str(tmp_path / 'cache'))   # no plan yet
     cmd = console_command(name, checkpoint, frames[0].T_camera_radar, '-p', 'diagnostics_period:=0.5',
-                           '-p', 'torch_threads:=1')
+                           '-p', 'torch_threads:=1', '-p', 'input_height:=32', '-p', 'input_width:=64')
     rclpy.init()
     peer = rclpy.create_node('torch_free_peer')
     ex = SingleThreadedExecutor()
@@ -200,6 +200,8 @@ def test_node_process_serves_depth_without_torch_until_saliency_is_subscribed(ch
         assert send_until(depth), 'no depth from the node process: ' + log_tail(log)
         text = log_tail(log, 100000)
         assert 'making the serving plan' in text and 'torch is not loaded' in text, text
+        # a fixed network input size: one blank inference before subscribing, and it left torch unloaded
+        assert 'warm-up: one inference at 32x64' in text, text
         if platform.libc_ver()[0] == 'glibc':    # heap.py: image-sized buffers reused
             assert 'heap: large message buffers reused' in text, text
         assert spin_until(ex, lambda: _diagnostic_values(diagnostics, name), timeout=10)
