@@ -18,7 +18,7 @@ Paths, each the code DepthEstimator runs (xd_rcdepth_core.backends):
           onnxruntime fp32 (CPU execution provider), onnxruntime int8 (student: the accuracy-gated
           int8 export of backends/int8.py; its gate result is in the row), openvino fp32 / int8
           (when the optional openvino package is installed)
-    CUDA  torch eager fp32, channels_last fp32, fp16 autocast, fp16 + CUDA graphs, torch.compile
+    CUDA  torch eager fp32, channels_last fp32, fp32 + CUDA graphs, fp16 autocast, fp16 + CUDA graphs, torch.compile
           (opt-in), onnxruntime fp32 / fp16 where the CUDA execution provider is installed,
           tensorrt fp32 / fp16 where ONNX Runtime has the TensorRT execution provider
 
@@ -119,7 +119,9 @@ def inference_paths(device: torch.device, compile_models: tuple) -> list:
                   InferencePath('openvino int8', 'openvino', 'int8', models=(STUDENT,)),
                   InferencePath('torch no_grad fp32', 'torch-no_grad', models=light)]
     else:
-        paths += [InferencePath('torch fp16', 'torch', 'fp16', cl, peak='fp16'),
+        # fp32 + CUDA graphs is what backend auto runs on CUDA at fp32: timed so the choice is checked
+        paths += [InferencePath('torch fp32 cuda_graphs', 'torch', options=TorchOptions(False, cuda_graphs=True)),
+                  InferencePath('torch fp16', 'torch', 'fp16', cl, peak='fp16'),
                   InferencePath('torch fp16 cuda_graphs', 'torch', 'fp16', TorchOptions(True, cuda_graphs=True),
                                 peak='fp16'),
                   InferencePath(ORT_FP32, 'onnxruntime'),
