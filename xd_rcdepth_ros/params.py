@@ -73,7 +73,8 @@ PARAMETERS = (
           live=True),
     Param('input_height', 0, 'Network input height. 0 (default): the image is resized so its focal length '
           "becomes the checkpoint's training camera's (depth is learned at that scale; checkpoints that do not "
-          f'record it run at the image size). Else at least {MIN_INPUT_SIZE}: that size, K scaled, depth resized back.',
+          f'record it run at the image size). Else at least {MIN_INPUT_SIZE}: that size, K scaled, depth resized back, '
+          'and one warm-up inference at it before the node subscribes (the first frame does not wait for it).',
           read_only=True, range=(0, 4096)),
     Param('input_width', 0, f'Network input width (0: as input_height; else at least {MIN_INPUT_SIZE}).',
           read_only=True, range=(0, 8192)),
