@@ -223,8 +223,9 @@ def main() -> int:
                 info, image = msgs
                 pubs[0].publish(info)
                 pubs[2].publish(image)
-                sent[round(stamp, 6)] = time.perf_counter()
-                stamps.append(round(stamp, 6))
+                key = round(stamp, 6)
+                sent[key] = time.perf_counter()
+                stamps.append(key)
             last = time.perf_counter()
             while time.perf_counter() - last < quiet:
                 n = len(received)
@@ -240,18 +241,17 @@ def main() -> int:
         rclpy.try_shutdown()
     bare_blocks.append(bare_run())
     bare = [ms for block in bare_blocks for ms in block]
-    bare_before, bare_after = bare_blocks[0], bare_blocks[-1]
+    by_block = [percentiles(block)[0] for block in bare_blocks]
     rounds = paired_rounds(parts, received, bare_blocks, args.rate)
 
     latency = [1e3 * (received[s] - sent[s]) for s in received if s in sent]
     node_values = {kv.key: kv.value for kv in diag[-1].status[0].values} if diag else {}
-    split = latency_split(node_values, percentiles(latency)[0], percentiles(bare)[0])
     lat50, lat95 = percentiles(latency)
     bare50, bare95 = percentiles(bare)
-    before_after = [percentiles(bare_before)[0], percentiles(bare_after)[0]]
+    split = latency_split(node_values, lat50, bare50)
     overhead = None if lat50 is None else lat50 - bare50
     bare_rate = min(args.rate, 1e3 / bare50)
-    duration = sum(end - first for _, first, end in parts)
+    duration = sum(r['duration_s'] for r in rounds)
     throughput = len(received) / duration if duration > 0 else 0.0
     # The goal's ratio: depth delivered over what the bare path would have delivered in the same parts at
     # the speed it had beside each part.
@@ -268,8 +268,8 @@ def main() -> int:
         'input_size': list(input_size) if input_size else None, 'bare_backend': bare_backend,
         'node_rss_mb': memory['VmRSS'], 'node_peak_rss_mb': memory['VmHWM'], 'rss_goal_mb': rss_goal,
         'latency_ms_p50': lat50, 'latency_ms_p95': lat95, 'bare_inference_ms_p50': bare50,
-        'bare_inference_ms_p95': bare95, 'bare_ms_p50_before_after': before_after,
-        'bare_ms_p50_by_block': [percentiles(block)[0] for block in bare_blocks],
+        'bare_inference_ms_p95': bare95, 'bare_ms_p50_before_after': [by_block[0], by_block[-1]],
+        'bare_ms_p50_by_block': by_block,
         'node_overhead_ms_p50': overhead, 'node_own_ms_p50': split.get('node_own'),
         'overhead_goal_ms': max(0.1 * bare50, 15.0), 'latency_split_ms_p50': split, 'node_diagnostics': node_values,
         'fastdds_profile': note, 'machine': platform.machine(), 'torch_threads': torch.get_num_threads(),
@@ -290,8 +290,8 @@ def main() -> int:
         f'torch threads {torch.get_num_threads()}, backend {args.backend} -> {bare_backend} {args.precision}, '
         'network input '
         f'{args.input_size or "the checkpoint scale"}; the stream in {len(rounds)} part(s), the bare path timed '
-        f'on {len(bare_before)} frames before, between and after them: p50 '
-        f'{" / ".join(fmt(v) for v in result["bare_ms_p50_by_block"])} ms).', '',
+        f'on {len(bare_blocks[0])} frames before, between and after them: p50 '
+        f'{" / ".join(fmt(v) for v in by_block)} ms).', '',
         '| frames sent | depth received | dropped | throughput (Hz) | bare rate (Hz) | throughput / bare, paired '
         'by part (goal 0.9; pooled) '
         '| latency p50 / p95 (ms) | bare inference p50 / p95 (ms) | node overhead p50 (ms) | goal (ms) '
