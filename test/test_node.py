@@ -329,6 +329,10 @@ def test_diagnostics_content_and_levels(ros, checkpoint, frames):
         # The latency split: total = pairing + slot + inference + the node's own work, per frame.
         split = {k: float(values[f'{k}_latency_p50_ms']) for k in ('pairing', 'slot', 'inference', 'work', 'total')}
         assert min(split.values()) >= 0 and split['total'] >= split['inference']
+        # added = total - inference = pairing + slot + work of each frame, so its p50 is at least each
+        # part's p50 and at most the total's (order statistics keep a per-frame inequality).
+        added = float(values['added_latency_p50_ms'])
+        assert max(split['pairing'], split['slot'], split['work']) <= added <= split['total']
         assert values['backend'] == 'onnxruntime' and values['torch_loaded'] in ('yes', 'no')
         assert 'image_rate_hz' in values and 'radar_rate_hz' in values
         bad = frame_messages(frames[0], 501.0)

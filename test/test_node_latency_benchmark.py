@@ -41,3 +41,17 @@ def test_each_part_is_compared_with_the_bare_blocks_beside_it():
     # a bare path faster than the camera is capped at the camera rate
     fast = node_latency.paired_rounds(parts[:1], received, [[10.0], [10.0]], rate=12.0)[0]
     assert fast['bare_rate_hz'] == 12.0
+
+
+def test_latency_split_reads_the_nodes_per_frame_added_latency():
+    values = {'pairing_latency_p50_ms': '8.0', 'slot_latency_p50_ms': '0.5', 'inference_latency_p50_ms': '210.8',
+              'work_latency_p50_ms': '5.0', 'total_latency_p50_ms': '232.8', 'added_latency_p50_ms': '19.6',
+              'added_latency_p95_ms': '140.2', 'slot_latency_p95_ms': ''}
+    split = node_latency.latency_split(values, end_to_end_p50=236.0, bare_p50=211.4)
+    # added is the node's own per-frame figure, not the sum of the parts' p50s (13.5) nor total - inference (22.0)
+    assert split['added'] == pytest.approx(19.6)
+    assert split['node_work'] == pytest.approx(5.0) and split['transport'] == pytest.approx(3.2)
+    assert split['inference_slowdown'] == pytest.approx(210.8 - 211.4)
+    assert node_latency.percentile_value(values, 'added', 95) == pytest.approx(140.2)
+    assert node_latency.percentile_value(values, 'slot', 95) is None       # '' = no frames yet
+    assert 'added' not in node_latency.latency_split({}, None, None)

@@ -207,7 +207,7 @@ def diagnostic_array(node_name: str, stats: NodeStats, device: str, stamp, hardw
         values[key] = str(counts[key])
     for reason in sorted(bad):
         values[f'bad_{reason}'] = str(bad[reason])
-    for name in ('pairing', 'slot', 'inference', 'work', 'total'):
+    for name in ('pairing', 'slot', 'inference', 'work', 'total', 'added'):
         p = stats.percentiles(name)
         if p is not None:
             values[f'{name}_latency_p50_ms'] = f'{p[0]:.1f}'

@@ -58,8 +58,9 @@ TOPICS = (
     Topic(DIAGNOSTICS, 'diagnostic_msgs/msg/DiagnosticArray', PUBLISHED,
           'Input rates, pairing failures, drops and bad messages by reason, device, backend, `torch_loaded`, '
           'and latency p50/p95 split into pairing (waiting for radar / CameraInfo), slot (waiting for the busy '
-          'inference worker), inference, work (the node\'s own: conversion, saliency, publishing) and total '
-          '(receive to publish); every `diagnostics_period` s.'),
+          'inference worker), inference, work (the node\'s own: conversion, saliency, publishing), total '
+          '(receive to publish) and added (total minus inference, per frame: what the node adds); over the last '
+          '200 frames, every `diagnostics_period` s.'),
     Topic(TF_STATIC, 'tf2_msgs/msg/TFMessage', PUBLISHED,
           'The static `T_camera_radar` (image frame -> radar frame), with `use_tf: false` and '
           '`publish_static_tf: true`; needs tf2_msgs (else a logged note).'),
