@@ -29,7 +29,7 @@ from xd_rcdepth_core.pipeline import DepthEstimator  # noqa: E402
 from xd_rcdepth_core.synthetic import generate_sequence  # noqa: E402
 from xd_rcdepth_ros import convert  # noqa: E402
 from xd_rcdepth_ros.convert import array_to_pointcloud2
-from xd_rcdepth_ros.diagnostics import NodeStats, health  # noqa: E402
+from xd_rcdepth_ros.diagnostics import NodeStats, diagnostic_array, health  # noqa: E402
 from xd_rcdepth_ros.node import DepthNode  # noqa: E402
 from xd_rcdepth_ros.params import PARAMETER_NAMES, ParameterError  # noqa: E402
 from xd_rcdepth_ros.topics import PUBLICATIONS, SUBSCRIPTIONS
@@ -334,7 +334,8 @@ def test_diagnostics_content_and_levels(ros, checkpoint, frames):
         added = float(values['added_latency_p50_ms'])
         assert max(split['pairing'], split['slot'], split['work']) <= added <= split['total']
         assert values['backend'] == 'onnxruntime' and values['torch_loaded'] in ('yes', 'no')
-        assert 'image_rate_hz' in values and 'radar_rate_hz' in values
+        assert 'image_rate_hz' in values and 'radar_rate_hz' in values and float(values['depth_rate_hz']) >= 0
+        assert values['keeping_up'] == ''        # judged from KEEP_UP_SAMPLES timed frames on, 3 so far
         bad = frame_messages(frames[0], 501.0)
         bad[0].encoding = 'nv12_unknown'
         h.send(*bad)
@@ -361,6 +362,36 @@ def test_health_errors_when_images_arrive_but_nothing_is_published():
     time.sleep(0.25)
     level, message = health(stats, True, stall_s=0.2)
     assert level == DiagnosticStatus.WARN and message.startswith('no image for')
+
+
+def test_health_says_when_inference_is_slower_than_the_camera():
+    from builtin_interfaces.msg import Time
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from xd_rcdepth_ros.diagnostics import KEEP_UP_SAMPLES, falling_behind
+    stats = NodeStats()
+    for k in range(6):                                # images every ~20 ms (~50 Hz), depth for every other
+        stats.arrived('image')
+        stats.arrived('radar')
+        if k % 2 == 0:
+            stats.count('published')
+            stats.timed('depth')
+        time.sleep(0.02)
+    for _ in range(KEEP_UP_SAMPLES - 1):
+        stats.latency('inference', 100.0)
+    assert falling_behind(stats) is None              # too few frames timed to judge (warm-up)
+    stats.latency('inference', 100.0)
+    behind = falling_behind(stats)
+    assert behind and 'inference (100 ms p50) is slower than the camera' in behind and 'dropped_stale' in behind
+    level, message = health(stats, True)
+    assert level == DiagnosticStatus.OK and 'inference is slower than the camera' in message, message
+    values = {kv.key: kv.value for kv in diagnostic_array('n', stats, 'cpu', Time()).status[0].values}
+    assert values['keeping_up'] == 'no' and float(values['depth_rate_hz']) > 0
+    for _ in range(200):                              # faster now: the window's p50 is 5 ms
+        stats.latency('inference', 5.0)
+    assert falling_behind(stats) is None and health(stats, True) == (DiagnosticStatus.OK, 'publishing depth')
+    values = {kv.key: kv.value for kv in diagnostic_array('n', stats, 'cpu', Time()).status[0].values}
+    assert values['keeping_up'] == 'yes'
 
 
 def test_health_names_a_missing_input_and_a_returned_one_is_no_error():

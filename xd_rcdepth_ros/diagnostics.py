@@ -17,6 +17,9 @@ STALL_S = 5.0
 # One input silent this much longer than the other (or radar never heard while images arrive this long):
 # that input is missing (a dead topic, a driver restarting). A 13 Hz radar skipping a sweep is not.
 MISSING_S = 1.0
+# Inference p50s needed before the node judges whether it keeps up with the camera (the first ones
+# can be slow: warm-up, a CUDA graph capture).
+KEEP_UP_SAMPLES = 10
 
 
 class NodeStats:
@@ -52,6 +55,11 @@ class NodeStats:
         with self._lock:
             self.counts[f'{topic}_in'] += 1
             self._event(f'{topic}_in')
+        self.timed(topic)
+
+    def timed(self, topic: str) -> None:
+        """Record that `topic` was received or sent now, for `rate` only."""
+        with self._lock:
             self._arrivals.setdefault(topic, deque(maxlen=100)).append(time.monotonic())
 
     def bad_message(self, reason: str) -> int:
@@ -89,10 +97,10 @@ class NodeStats:
             return 0.0
         return (len(t) - 1) / max(t[-1] - t[0], 1e-9)
 
-    def percentiles(self, name: str) -> tuple | None:
+    def percentiles(self, name: str, min_samples: int = 1) -> tuple | None:
         with self._lock:
             values = list(self._latency.get(name, ()))
-        if not values:
+        if len(values) < max(1, min_samples):
             return None
         return float(np.percentile(values, 50)), float(np.percentile(values, 95))
 
@@ -150,6 +158,18 @@ def missing_input(stats: NodeStats, missing_s: float = MISSING_S, stall_s: float
     return None
 
 
+def falling_behind(stats: NodeStats) -> str | None:
+    """A sentence when inference is slower than the camera (its p50 longer than the images' period), else
+    None. Not a fault -- the newest image wins and the others are skipped (dropped_stale), by design --
+    but a user evaluating on every frame, or expecting depth at the camera's rate, must know."""
+    image_rate, inference = stats.rate('image'), stats.percentiles('inference', KEEP_UP_SAMPLES)
+    if image_rate <= 0 or inference is None or inference[0] <= 1e3 / image_rate:
+        return None
+    return (f'inference ({inference[0]:.0f} ms p50) is slower than the camera ({image_rate:.1f} Hz, an image '
+            f'every {1e3 / image_rate:.0f} ms): depth at {stats.rate("depth"):.1f} Hz, the newest image wins and '
+            'the others are skipped (dropped_stale)')
+
+
 def health(stats: NodeStats, model_loaded: bool, stall_s: float = STALL_S, missing_s: float = MISSING_S) -> tuple:
     """(level, message) of the node, from the worst condition down:
 
@@ -158,7 +178,8 @@ def health(stats: NodeStats, model_loaded: bool, stall_s: float = STALL_S, missi
     WARN   no image yet; an input missing (missing_input: no image for stall_s, or either topic silent
            while the other arrives); images arrive but no depth yet (start-up, or an input just came
            back); or bad messages / images without radar since the previous report.
-    OK     publishing depth.
+    OK     publishing depth (saying at what rate of the images' when inference is slower than the camera:
+           skipping images then is by design, not a fault).
     """
     from diagnostic_msgs.msg import DiagnosticStatus
     problems = stats.new_problems()
@@ -182,6 +203,9 @@ def health(stats: NodeStats, model_loaded: bool, stall_s: float = STALL_S, missi
         return DiagnosticStatus.WARN, 'images arrive but no depth published yet'
     if problems:
         return DiagnosticStatus.WARN, f'publishing depth; {problems} input(s) dropped since the last report'
+    if falling_behind(stats):
+        return DiagnosticStatus.OK, (f'publishing depth at {stats.rate("depth"):.1f} Hz of {stats.rate("image"):.1f} '
+                                     'Hz images (inference is slower than the camera: the newest image wins)')
     return DiagnosticStatus.OK, 'publishing depth'
 
 
@@ -199,6 +223,10 @@ def diagnostic_array(node_name: str, stats: NodeStats, device: str, stamp, hardw
         'image_rate_hz': f"{stats.rate('image'):.2f}",
         'radar_rate_hz': f"{stats.rate('radar'):.2f}",
         'camera_info_rate_hz': f"{stats.rate('camera_info'):.2f}",
+        'depth_rate_hz': f"{stats.rate('depth'):.2f}",
+        # '' until KEEP_UP_SAMPLES frames are timed and images arrive
+        'keeping_up': ('' if stats.rate('image') <= 0 or stats.percentiles('inference', KEEP_UP_SAMPLES) is None
+                       else 'no' if falling_behind(stats) else 'yes'),
     }
     for topic in ('image', 'radar', 'camera_info'):   # seconds since the last message ('' = never)
         age = stats.since_last(f'{topic}_in')

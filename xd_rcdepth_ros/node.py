@@ -53,7 +53,7 @@ from xd_rcdepth_core.onnx_estimator import OnnxEstimator
 from xd_rcdepth_core.serving import PlanError, can_serve_without_torch, serving_plan
 
 from . import convert, topics
-from .diagnostics import NodeStats, WarnThrottle, diagnostic_array, level_name
+from .diagnostics import NodeStats, WarnThrottle, diagnostic_array, falling_behind, level_name
 from .extrinsics import StaticExtrinsics, make_extrinsics
 from .heap import keep_large_blocks
 from .params import BY_NAME, ParameterError, check_compute, coerce_floats, declare_all, float_problem, read_settings
@@ -116,6 +116,7 @@ class DepthNode(LifecycleNode):
         self._warned_missing = set()
         self._last_unpaired = 0
         self._said_info_fallback = False   # the one log line about a latched / slower CameraInfo
+        self._said_falling_behind = False  # the one log line about inference slower than the camera
         self._last_level = None            # /diagnostics level last published (state changes are logged)
         self._last_input = time.monotonic()   # when the last input message arrived (the idle flush)
         self._device = None
@@ -523,6 +524,7 @@ class DepthNode(LifecycleNode):
         self.stats.latency('inference', inference)
         self.stats.latency('work', max(0.0, 1e3 * (done - picked) - inference))
         self.stats.latency('total', 1e3 * (done - received))
+        self.stats.timed('depth')
         # What the node adds to inference, per frame (issue 15's goal; a difference of the p50s above is
         # not the p50 of the differences).
         self.stats.latency('added', max(0.0, 1e3 * (done - received) - inference))
@@ -583,6 +585,13 @@ class DepthNode(LifecycleNode):
                                hardware_id=self._hardware_id or str(self._device or ''), model_loaded=loaded,
                                extra=extra)
         self._pubs['diagnostics'].publish(msg)
+        behind = falling_behind(self.stats) if loaded else None
+        if behind and not self._said_falling_behind:
+            self._said_falling_behind = True
+            self.get_logger().info(
+                f'{behind}. Fine for a live view; for depth on every image lower input_height / input_width, '
+                f'use precision int8 (CPU) or a GPU (said once; /diagnostics keeping_up says whether it still '
+                f'holds)')
         status = msg.status[0]
         if status.level != self._last_level and self._last_level is not None:   # a state change, once
             self.get_logger().info(f'diagnostics {level_name(status.level)}: {status.message}')

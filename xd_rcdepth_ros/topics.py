@@ -56,7 +56,9 @@ TOPICS = (
           '`saliency.max_rate` per second. With an ONNX backend on the CPU the first subscriber loads torch '
           'and the model for it (seconds, once; logged).'),
     Topic(DIAGNOSTICS, 'diagnostic_msgs/msg/DiagnosticArray', PUBLISHED,
-          'Input rates, pairing failures, drops and bad messages by reason, device, backend, `torch_loaded`, '
+          'Input rates and the depth rate, `keeping_up` (no: inference is slower than the camera, so the newest '
+          'image wins and the others are skipped; also said once in the log and in the OK message), '
+          'pairing failures, drops and bad messages by reason, device, backend, `torch_loaded`, '
           'and latency p50/p95 split into pairing (waiting for radar / CameraInfo), slot (waiting for the busy '
           'inference worker), inference, work (the node\'s own: conversion, saliency, publishing), total '
           '(receive to publish) and added (total minus inference, per frame: what the node adds); over the last '
