@@ -589,9 +589,9 @@ class DepthNode(LifecycleNode):
         if behind and not self._said_falling_behind:
             self._said_falling_behind = True
             self.get_logger().info(
-                f'{behind}. Fine for a live view; for depth on every image lower input_height / input_width, '
-                f'use precision int8 (CPU) or a GPU (said once; /diagnostics keeping_up says whether it still '
-                f'holds)')
+                f'{behind}. Fine for a live view; for depth on every image use precision int8 (CPU), a GPU, '
+                f'or a smaller input_height / input_width (away from the checkpoint\'s scale: check the accuracy '
+                f'with replay-eval). Said once; /diagnostics keeping_up says whether it still holds')
         status = msg.status[0]
         if status.level != self._last_level and self._last_level is not None:   # a state change, once
             self.get_logger().info(f'diagnostics {level_name(status.level)}: {status.message}')
