@@ -10,7 +10,7 @@
     replay_eval/              a bag -> the paper's metrics, offline or through the node (`replay-eval`)
     cli.py, commands/         the installed `xd-rcdepth` command and the ROS layer's subcommands
     resources.py              the shipped checkpoint and Fast DDS profile
-    heap.py                   glibc heap settings that reuse image-sized buffers (the node's start)
+    heap.py                   glibc heap settings that reuse image-sized buffers (node, replay commands)
 
 Importing this package (or ``cli``) loads no rclpy: the ROS modules import it themselves.
 """

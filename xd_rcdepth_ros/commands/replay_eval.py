@@ -17,6 +17,7 @@ from pathlib import Path
 
 from xd_rcdepth_core.errors import UserError
 
+from ..heap import keep_large_blocks
 from ..replay_eval.options import add_bag_layout_arguments
 from ..replay_eval.run import EvalOptions
 from ..replay_eval.run import run as evaluate
@@ -97,6 +98,8 @@ def run(args) -> int:
         node_name=args.node_name, node_timeout=args.node_timeout, output_timeout=args.output_timeout,
         storage=args.storage.lower(), overwrite=args.overwrite, record_visuals=args.record_visuals,
         saliency_rate=args.saliency_rate)
+    if args.live:   # this command's own process replays images and records depth: reuse those buffers
+        print(keep_large_blocks())
     result = evaluate(opts)
     print((Path(args.out) / 'metrics.md').read_text())
     dropped = result['dropped_frames']
