@@ -29,7 +29,7 @@ from xd_rcdepth_core.pipeline import DepthEstimator  # noqa: E402
 from xd_rcdepth_core.synthetic import generate_sequence  # noqa: E402
 from xd_rcdepth_ros import convert  # noqa: E402
 from xd_rcdepth_ros.convert import array_to_pointcloud2
-from xd_rcdepth_ros.diagnostics import NodeStats, diagnostic_array, health  # noqa: E402
+from xd_rcdepth_ros.diagnostics import KEEP_UP_SAMPLES, NodeStats, diagnostic_array, health  # noqa: E402
 from xd_rcdepth_ros.node import DepthNode  # noqa: E402
 from xd_rcdepth_ros.params import PARAMETER_NAMES, ParameterError  # noqa: E402
 from xd_rcdepth_ros.topics import PUBLICATIONS, SUBSCRIPTIONS
@@ -342,6 +342,21 @@ def test_diagnostics_content_and_levels(ros, checkpoint, frames):
         assert spin_until(h.executor, lambda: h.diagnostics[-1].level == DiagnosticStatus.WARN, timeout=10)
         warn = h.diagnostics[-1]
         assert 'dropped' in warn.message and {kv.key: kv.value for kv in warn.values}['bad_bad_image'] == '1'
+        # Inference slower than the camera (timings injected: a real one would need a slow model or a fast
+        # camera): OK, with the depth rate of the image rate in the message, keeping_up no, said once.
+        assert not h.node._said_falling_behind
+        for _ in range(KEEP_UP_SAMPLES):
+            h.node.stats.latency('inference', 10000.0)   # longer than any image period in this test
+        for _ in range(5):
+            h.node.stats.arrived('image')
+            time.sleep(0.02)
+
+        def behind():
+            values = {kv.key: kv.value for kv in h.diagnostics[-1].values}
+            return values['keeping_up'] == 'no' and h.diagnostics[-1].level == DiagnosticStatus.OK
+        assert spin_until(h.executor, behind, timeout=10), h.diagnostics[-1].message
+        assert 'inference is slower than the camera' in h.diagnostics[-1].message
+        assert h.node._said_falling_behind
     finally:
         h.close()
 
@@ -368,7 +383,7 @@ def test_health_says_when_inference_is_slower_than_the_camera():
     from builtin_interfaces.msg import Time
     from diagnostic_msgs.msg import DiagnosticStatus
 
-    from xd_rcdepth_ros.diagnostics import KEEP_UP_SAMPLES, falling_behind
+    from xd_rcdepth_ros.diagnostics import falling_behind
     stats = NodeStats()
     for k in range(6):                                # images every ~20 ms (~50 Hz), depth for every other
         stats.arrived('image')
