@@ -374,5 +374,6 @@ def percentile_value(values: dict, name: str, q: int) -> float | None:
     value = values.get(f'{name}_latency_p{q}_ms')
     return None if value in (None, '') else float(value)
 
+
 if __name__ == '__main__':
     sys.exit(main())

@@ -17,7 +17,7 @@ STALL_S = 5.0
 # One input silent this much longer than the other (or radar never heard while images arrive this long):
 # that input is missing (a dead topic, a driver restarting). A 13 Hz radar skipping a sweep is not.
 MISSING_S = 1.0
-# Inference p50s needed before the node judges whether it keeps up with the camera (the first ones
+# Inference timings needed before the node judges whether it keeps up with the camera (the first ones
 # can be slow: warm-up, a CUDA graph capture).
 KEEP_UP_SAMPLES = 10
 
@@ -170,6 +170,14 @@ def falling_behind(stats: NodeStats) -> str | None:
             'the others are skipped (dropped_stale)')
 
 
+def keeping_up(stats: NodeStats) -> str:
+    """'yes' / 'no' (falling_behind), or '' while it cannot be judged: no images arriving, or fewer than
+    KEEP_UP_SAMPLES frames timed."""
+    if stats.rate('image') <= 0 or stats.percentiles('inference', KEEP_UP_SAMPLES) is None:
+        return ''
+    return 'no' if falling_behind(stats) else 'yes'
+
+
 def health(stats: NodeStats, model_loaded: bool, stall_s: float = STALL_S, missing_s: float = MISSING_S) -> tuple:
     """(level, message) of the node, from the worst condition down:
 
@@ -224,9 +232,7 @@ def diagnostic_array(node_name: str, stats: NodeStats, device: str, stamp, hardw
         'radar_rate_hz': f"{stats.rate('radar'):.2f}",
         'camera_info_rate_hz': f"{stats.rate('camera_info'):.2f}",
         'depth_rate_hz': f"{stats.rate('depth'):.2f}",
-        # '' until KEEP_UP_SAMPLES frames are timed and images arrive
-        'keeping_up': ('' if stats.rate('image') <= 0 or stats.percentiles('inference', KEEP_UP_SAMPLES) is None
-                       else 'no' if falling_behind(stats) else 'yes'),
+        'keeping_up': keeping_up(stats),
     }
     for topic in ('image', 'radar', 'camera_info'):   # seconds since the last message ('' = never)
         age = stats.since_last(f'{topic}_in')
