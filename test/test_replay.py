@@ -195,6 +195,11 @@ def test_offline_and_live_agree(synthetic_bag, checkpoint, tmp_path):
     assert cv2.imread(off['figures'][0]) is not None
     assert live['unexpected_outputs'] == [] and live['planned_frames'] == FRAMES
     assert (tmp_path / 'live' / 'node.log').is_file()
+    # The node's own split, from the report it makes after the last frame (the clock is run on for it).
+    node = live['node_diagnostics']
+    assert int(node['published']) == FRAMES, node
+    assert float(node['added_latency_p50_ms']) >= float(node['work_latency_p50_ms']) >= 0
+    assert 'in the node: pairing' in (tmp_path / 'live' / 'metrics.md').read_text()
     with reading(tmp_path / 'live' / 'output_bag') as reader:
         assert {c.topic: c.msgcount for c in reader.connections} == {
             '/xd_rcdepth/output/depth': FRAMES, '/xd_rcdepth/output/depth/camera_info': FRAMES}

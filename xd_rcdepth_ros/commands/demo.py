@@ -23,6 +23,7 @@ from xd_rcdepth_core.errors import UserError
 
 from ..cli import run_command
 from ..params import BY_NAME
+from ..replay_eval.node_account import split_line
 from ..resources import shipped_model
 
 SCENE = 'scene-0001'
@@ -126,6 +127,9 @@ def _write_latency(path: Path, result: dict, times: dict, backend: dict | None =
                      f'{lat["max"]:.0f} |')
     else:
         lines.append(f'| {name} | 0 | - | - | - | - |')
+    split = split_line(result.get('node_diagnostics') or {})
+    if split:
+        lines += ['', f'In the node: {split}.']
     lines += ['', 'Per stage (wall clock, s): ' + ', '.join(f'{k[:-2]} {v:.1f}' for k, v in times.items()), '',
               'Per-frame values are in metrics.json (frames[].latency_ms). For the network alone, per backend and '
               'image size, run benchmarks/latency.py.', '']

@@ -103,7 +103,7 @@ class BagPlayer:
                        for q in (c.ext.offered_qos_profiles or [])]
             self._pubs[conn.topic] = node.create_publisher(cls, conn.topic, qos_from_offered(conn.topic, offered))
         self._conns = [c for c in self._reader.connections if c.topic in self._pubs]
-        self._clock_pub = None
+        self._clock_pub, self._clock_ns = None, None
         if clock:
             from rclpy.qos import QoSProfile
             from rosgraph_msgs.msg import Clock
@@ -123,7 +123,18 @@ class BagPlayer:
             return
         from builtin_interfaces.msg import Time
         self._clock_pub.publish(self._Clock(clock=Time(sec=int(t_ns // 10**9), nanosec=int(t_ns % 10**9))))
+        self._clock_ns = t_ns
         self.stats.clock_messages += 1
+
+    def run_clock_on(self, wall_s: float, until: Optional[Callable[[], bool]] = None) -> None:
+        """After the replay: keep /clock running from its last value, at the replay rate, for up to `wall_s`
+        seconds or until `until()`, so a sim-time node's timers (its /diagnostics) fire once more."""
+        if self._clock_pub is None or self._clock_ns is None:
+            return
+        start, t0 = time.monotonic(), self._clock_ns
+        while time.monotonic() - start < wall_s and not (until is not None and until()):
+            time.sleep(1.0 / self.clock_rate)
+            self.publish_clock(t0 + int((time.monotonic() - start) * self.rate * 1e9))
 
     def wait_for_subscribers(self, topics, timeout: float, alive: Optional[Callable[[], bool]] = None) -> None:
         """Block until every topic in `topics` has a subscriber (BagError after `timeout` s)."""

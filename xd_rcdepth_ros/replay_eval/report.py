@@ -21,6 +21,8 @@ from xd_rcdepth_core.geometry import project_points
 from xd_rcdepth_core.metrics import MetricAccumulator, markdown_table
 from xd_rcdepth_core.viz import save_png
 
+from .node_account import split_line
+
 
 def latency_stats(values, kind: str) -> dict:
     v = np.asarray([x for x in values if x is not None], np.float64)
@@ -149,6 +151,9 @@ class EvalReport:
         if lat['count']:
             lines.append(f'- latency ({lat["kind"]}): mean {lat["mean"]:.1f} ms, p50 {lat["p50"]:.1f} ms, '
                          f'p95 {lat["p95"]:.1f} ms, max {lat["max"]:.1f} ms')
+        split = split_line(result.get('node_diagnostics') or {})
+        if split:
+            lines.append(f'- in the node: {split}')
         lines.append('')
         if result['valid']:
             lines.append(markdown_table(result))

@@ -44,6 +44,7 @@ from ..playback.session import RosSession
 from ..to_frame import parse_field_map
 from .bag_frames import BagFrames, plan_frames
 from .bag_topics import parse_transform, resolve_layout
+from .node_account import NodeAccount
 from .node_process import NodeProcess, node_extrinsics, wait_until
 from .report import EvalReport
 
@@ -201,6 +202,7 @@ class _LiveRun:
         self.given_up = set()                        # planned stamps waited for in vain (once each)
         self.waited = 0                              # planned frames a gate waited for (each once at most)
         self.node = None                             # NodeProcess once started
+        self.node_values = {}                        # the node's last /diagnostics values (its latency split)
         self._cv = threading.Condition()
 
     def alive(self) -> bool:
@@ -292,6 +294,7 @@ def _replay_to_node(opts: EvalOptions, layout, field_map, out: Path, run: _LiveR
     try:
         recorder = Recorder(session.node, out / OUTPUT_BAG, _recorded_topics(opts), storage=opts.storage,
                             on_message=run.on_recorded)
+        account = NodeAccount(session.node, opts.node_name)
         player = BagPlayer(session.node, opts.bag, topics=inputs, rate=opts.rate, clock=True, gate=run.gate,
                            on_publish=run.on_publish)
         run.node = node = NodeProcess(opts.node_name, params, remaps, out)
@@ -313,6 +316,11 @@ def _replay_to_node(opts: EvalOptions, layout, field_map, out: Path, run: _LiveR
         # frame's visuals land before the node stops, or the output bag ends one overlay short.
         depths = recorder.counts.get(depth_topic, 0)
         wait_until(lambda: all(recorder.counts.get(t, 0) >= depths for t in _recorded_topics(opts)), 5.0)
+        # The node's split over all frames is in its next report. It reports every diagnostics_period (1 s)
+        # of ROS time, which is bag time here and stops with the bag: run the clock on until it comes.
+        done = time.monotonic()
+        player.run_clock_on(min(3.0, 1.5 / min(opts.rate, 1.0)), until=lambda: account.reported_after(done))
+        run.node_values = account.values()
     finally:
         if run.node is not None:
             run.node.stop()
@@ -363,7 +371,7 @@ def _evaluate_recorded(opts, layout, field_map, images, out, run: _LiveRun, play
              'gate': {'frames_waited': run.waited, 'given_up': sorted(run.given_up),
                       'output_timeout_s': opts.output_timeout},
              'output_bag': str(out / OUTPUT_BAG), 'output_topics': sorted(_recorded_topics(opts)),
-             'node_log': str(out / 'node.log')}
+             'node_log': str(out / 'node.log'), 'node_diagnostics': run.node_values}
     kind = 'end-to-end (replay publish -> depth received, wall clock'
     if opts.record_visuals:
         rate = 'every frame' if opts.saliency_rate is None else f'at most {opts.saliency_rate:g} Hz'
