@@ -17,7 +17,8 @@ When inference is slower than the camera the node drops frames (latest frame win
 queueing: latency must stay bounded, and the drop count says how many were skipped. The frame the
 worker takes next has then waited for it (its age when taken: up to one camera period, about half on
 average); no node can avoid that wait, short of a faster network, so the second table splits the
-latency (the node's /diagnostics: pairing, slot, inference, total) and shows the node's own work apart.
+latency (the node's /diagnostics: pairing, slot, inference, work, and added = all but inference, per
+frame). Run at a camera rate the CPU keeps up with (--rate) to see the node without that wait.
 
 Goals (issue 15): the node's delivered depth rate at least 90 % of what the bare path sustains in the
 same run (min(camera rate, 1000 / bare p50 ms)). The bare path is timed in blocks before, between and
