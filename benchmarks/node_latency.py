@@ -57,6 +57,7 @@ from xd_rcdepth_core.models import build_model
 from xd_rcdepth_core.models.checkpoint import save_checkpoint
 from xd_rcdepth_core.pipeline import DepthEstimator
 from xd_rcdepth_core.synthetic import generate_sequence
+from xd_rcdepth_ros.diagnostics import LATENCIES, latency_value
 from xd_rcdepth_ros.resources import apply_fastdds_profile
 
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
@@ -273,7 +274,7 @@ def main() -> int:
         'bare_inference_ms_p95': bare95, 'bare_ms_p50_before_after': [by_block[0], by_block[-1]],
         'bare_ms_p50_by_block': by_block,
         'node_overhead_ms_p50': overhead, 'node_added_ms_p50': split.get('added'),
-        'node_added_ms_p95': percentile_value(node_values, 'added', 95), 'added_goal_ms': max(0.1 * bare50, 15.0),
+        'node_added_ms_p95': latency_value(node_values, 'added', 95), 'added_goal_ms': max(0.1 * bare50, 15.0),
         'latency_split_ms_p50': split, 'node_diagnostics': node_values,
         'fastdds_profile': note, 'machine': platform.machine(), 'torch_threads': torch.get_num_threads(),
         'checkpoint': ckpt, 'backend': args.backend, 'precision': args.precision, 'device': device,
@@ -359,8 +360,7 @@ def latency_split(values: dict, end_to_end_p50, bare_p50) -> dict:
     medians, so approximate (it can come out negative when the two are close). slot is the wait of a
     frame for the busy worker (latest frame wins: up to one camera period while inference is slower than
     the camera, ~0 when it keeps up)."""
-    split = {name: percentile_value(values, name, 50) for name in ('pairing', 'slot', 'inference', 'work', 'total',
-                                                                     'added')}
+    split = {name: latency_value(values, name) for name in LATENCIES}
     split = {k: v for k, v in split.items() if v is not None}
     split['node_work'] = split.pop('work', None)
     if end_to_end_p50 is not None and 'total' in split:
@@ -368,12 +368,6 @@ def latency_split(values: dict, end_to_end_p50, bare_p50) -> dict:
     if bare_p50 is not None and 'inference' in split:
         split['inference_slowdown'] = split['inference'] - bare_p50   # the shared cores (publisher, executor)
     return split
-
-
-def percentile_value(values: dict, name: str, q: int) -> float | None:
-    """The node's /diagnostics `NAME_latency_pQ_ms` as a float (None when absent)."""
-    value = values.get(f'{name}_latency_p{q}_ms')
-    return None if value in (None, '') else float(value)
 
 
 if __name__ == '__main__':

@@ -52,6 +52,6 @@ def test_latency_split_reads_the_nodes_per_frame_added_latency():
     assert split['added'] == pytest.approx(19.6)
     assert split['node_work'] == pytest.approx(5.0) and split['transport'] == pytest.approx(3.2)
     assert split['inference_slowdown'] == pytest.approx(210.8 - 211.4)
-    assert node_latency.percentile_value(values, 'added', 95) == pytest.approx(140.2)
-    assert node_latency.percentile_value(values, 'slot', 95) is None       # '' = no frames yet
+    assert node_latency.latency_value(values, 'added', 95) == pytest.approx(140.2)
+    assert node_latency.latency_value(values, 'slot', 95) is None       # '' = no frames yet
     assert 'added' not in node_latency.latency_split({}, None, None)

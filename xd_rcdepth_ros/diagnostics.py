@@ -20,6 +20,10 @@ MISSING_S = 1.0
 # Inference timings needed before the node judges whether it keeps up with the camera (the first ones
 # can be slow: warm-up, a CUDA graph capture).
 KEEP_UP_SAMPLES = 10
+# Each frame's time split, as NAME_latency_p50_ms / _p95_ms values: pairing (waiting for radar /
+# CameraInfo), slot (waiting for the busy worker), inference, work (the node's own), total (receive ->
+# publish), added (total - inference, per frame).
+LATENCIES = ('pairing', 'slot', 'inference', 'work', 'total', 'added')
 
 
 class NodeStats:
@@ -241,14 +245,25 @@ def diagnostic_array(node_name: str, stats: NodeStats, device: str, stamp, hardw
         values[key] = str(counts[key])
     for reason in sorted(bad):
         values[f'bad_{reason}'] = str(bad[reason])
-    for name in ('pairing', 'slot', 'inference', 'work', 'total', 'added'):
+    for name in LATENCIES:
         p = stats.percentiles(name)
         if p is not None:
-            values[f'{name}_latency_p50_ms'] = f'{p[0]:.1f}'
-            values[f'{name}_latency_p95_ms'] = f'{p[1]:.1f}'
+            values[latency_key(name, 50)] = f'{p[0]:.1f}'
+            values[latency_key(name, 95)] = f'{p[1]:.1f}'
     status = DiagnosticStatus(level=level, name=f'{node_name}: depth estimation', message=message,
                               hardware_id=hardware_id,
                               values=[KeyValue(key=k, value=v) for k, v in values.items()])
     msg = DiagnosticArray(status=[status])
     msg.header.stamp = stamp
     return msg
+
+
+def latency_key(name: str, q: int) -> str:
+    """The /diagnostics key of a latency percentile: 'added_latency_p50_ms'."""
+    return f'{name}_latency_p{q}_ms'
+
+
+def latency_value(values: dict, name: str, q: int = 50) -> float | None:
+    """A latency percentile (ms) read back from /diagnostics values; None when absent or empty."""
+    value = values.get(latency_key(name, q))
+    return None if value in (None, '') else float(value)

@@ -523,11 +523,12 @@ class DepthNode(LifecycleNode):
         self.stats.latency('slot', 1e3 * max(0.0, picked - pair.ready))
         self.stats.latency('inference', inference)
         self.stats.latency('work', max(0.0, 1e3 * (done - picked) - inference))
-        self.stats.latency('total', 1e3 * (done - received))
+        total = 1e3 * (done - received)
+        self.stats.latency('total', total)
         self.stats.timed('depth')
         # What the node adds to inference, per frame (issue 15's goal; a difference of the p50s above is
         # not the p50 of the differences).
-        self.stats.latency('added', max(0.0, 1e3 * (done - received) - inference))
+        self.stats.latency('added', max(0.0, total - inference))
         self.stats.count('published')
 
     def _want_saliency(self, s) -> bool:

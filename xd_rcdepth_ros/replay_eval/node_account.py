@@ -10,9 +10,10 @@ from __future__ import annotations
 import threading
 import time
 
+from ..diagnostics import latency_value
 from ..topics import DIAGNOSTICS
 
-SPLIT = ('pairing', 'slot', 'inference', 'work', 'added')
+SPLIT = ('pairing', 'slot', 'inference', 'work', 'added')   # total is end to end already in the reports
 
 
 class NodeAccount:
@@ -50,8 +51,8 @@ def split_line(values: dict) -> str | None:
     The node's keeping_up is left out: replay-eval holds each image back until the node has answered the
     one before (the gate), so the image rate the node sees follows its own speed.
     """
-    parts = [(name, values.get(f'{name}_latency_p50_ms')) for name in SPLIT]
-    parts = [f'{name} {value}' for name, value in parts if value not in (None, '')]
+    parts = [(name, latency_value(values, name)) for name in SPLIT]
+    parts = [f'{name} {value:.1f}' for name, value in parts if value is not None]
     if not parts:
         return None
     return (f'{", ".join(parts)} ms p50 (the node\'s own split, from its last /diagnostics; added = receive -> '
