@@ -1,6 +1,7 @@
 """X-KD and D2-KD losses: hand-checked values, gradients where they must (and must not) flow, gradcheck."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 
@@ -258,3 +259,68 @@ def test_saliency_valid_mean_target_uses_mask():
     all_maps = saliency_maps(out, ('decoder',))
     masked = saliency_maps(out, ('decoder',), mask=mask)
     assert not torch.allclose(all_maps['decoder'], masked['decoder'])
+
+
+# ----------------------------------------------------------------------------- grouped convolutions
+
+def _grouped_net():
+    """A dense layer (the feature Grad-CAM looks at), then depthwise (stride 2; dilation 2), grouped
+    (2 channels a group, bias) and dense layers, whose double backward the loss takes."""
+    return nn.Sequential(nn.Conv2d(4, 4, 1), nn.Tanh(),
+                         nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=4, bias=False), nn.Tanh(),
+                         nn.Conv2d(4, 4, 3, padding=2, dilation=2, groups=4), nn.Tanh(),
+                         nn.Conv2d(4, 6, 3, padding=1, groups=2), nn.Tanh(), nn.Conv2d(6, 1, 1))
+
+
+def _second_order_grads(net, x, fast: bool):
+    """Parameter gradients of a Grad-CAM-like loss (the gradient w.r.t. a feature, differentiated again)."""
+    from xd_rcdepth_core.distill.grouped_conv import fast_grouped_conv_grads
+    net.zero_grad()
+    ctx = fast_grouped_conv_grads(net) if fast else contextlib.nullcontext()
+    with ctx:
+        feat = net[:2](x)
+        out = net[2:](feat)
+    (g,) = torch.autograd.grad(out.sum(), feat, create_graph=True)
+    ((g.mean(dim=(2, 3), keepdim=True) * feat).sum(dim=1) ** 2).mean().backward()
+    return {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+
+
+def test_fast_grouped_conv_grads_equal_pytorch_float64():
+    torch.manual_seed(0)
+    net = _grouped_net().double()
+    x = torch.randn(3, 4, 9, 10, dtype=torch.float64)     # odd sizes: the stride-2 layer's output padding
+    slow, fast = _second_order_grads(net, x, False), _second_order_grads(net, x, True)
+    assert slow.keys() == fast.keys() and {'2.weight', '4.bias', '6.weight', '6.bias'} <= set(slow)
+    for name in slow:
+        assert torch.allclose(slow[name], fast[name], rtol=1e-10, atol=1e-12), name
+    assert not any('forward' in vars(m) for m in net)    # the modules' own forward again
+
+
+def test_student_xkd_gradients_unchanged_with_a_fraction_of_the_convolutions(student):
+    """X-KD's double backward through the student's depthwise layers: the same gradients as PyTorch's
+    own (which runs one convolution per channel) from a small number of convolution calls."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from xd_rcdepth_core.distill import losses
+    torch.manual_seed(1)
+    image, radar = torch.randn(2, 3, 32, 64), torch.rand(2, 4, 32, 64) * (torch.rand(2, 1, 32, 64) < 0.1)
+    teacher_maps = {k: torch.rand_like(v) for k, v in losses.student_saliency(student, image, radar).items()}
+
+    def grads_and_calls(fast):
+        student.zero_grad()
+        swap = losses.fast_grouped_conv_grads
+        if not fast:
+            losses.fast_grouped_conv_grads = lambda model: contextlib.nullcontext()
+        try:
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                losses.xkd_loss(losses.student_saliency(student, image, radar), teacher_maps)[0].backward()
+        finally:
+            losses.fast_grouped_conv_grads = swap
+        calls = sum(e.count for e in prof.key_averages() if e.key == 'aten::convolution')
+        return {n: p.grad.clone() for n, p in student.named_parameters() if p.grad is not None}, calls
+    (slow, slow_calls), (fast, fast_calls) = grads_and_calls(False), grads_and_calls(True)
+    assert slow.keys() == fast.keys() and len(slow) > 100
+    for name in slow:
+        scale = float(slow[name].abs().max()) + 1e-12
+        assert float((slow[name] - fast[name]).abs().max()) <= 1e-4 * scale, name
+    assert fast_calls * 5 < slow_calls, (fast_calls, slow_calls)

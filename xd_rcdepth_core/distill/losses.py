@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .grouped_conv import fast_grouped_conv_grads
 from .saliency import TAP_LAYERS, frozen_batch_statistics, grad_cam, saliency_target
 
 # ----------------------------------------------------------------------------- depth supervision
@@ -87,7 +88,7 @@ def student_saliency(student: torch.nn.Module, image: torch.Tensor, radar: torch
     forward are dominated by the other samples (and vanish at batch size 1). Pass the bare module,
     not a DistributedDataParallel wrapper: the gradients still reach the same parameters.
     """
-    with frozen_batch_statistics(student):
+    with frozen_batch_statistics(student), fast_grouped_conv_grads(student):
         out = student(image, radar)
     return saliency_maps(out, layers, mask, create_graph=True)
 
