@@ -203,6 +203,19 @@ def test_early_stop_on_a_validation_plateau_and_resume_stays_stopped(cache, tmp_
         make_config(cache, tmp_path / 'x', 'student', 'early_stop_patience=2', *NO_VAL)
 
 
+def test_time_budget_stops_at_a_validation_and_counts_as_finished(cache, tmp_path):
+    """max_minutes: the run stops at the first validation after the budget, finished, with its reason."""
+    common = ['max_steps=50', 'val_every=2', 'max_minutes=1e-9', *SMALL]
+    summary = Trainer(make_config(cache, tmp_path / 'run', 'student', *common), progress=False).fit()
+    assert summary['finished'] and summary['stop_reason'] == 'time' and summary['step'] == 2
+    assert (tmp_path / 'run' / 'checkpoints' / 'best.pt').is_file()
+    plain = Trainer(make_config(cache, tmp_path / 'plain', 'student', 'max_steps=2', 'val_every=2', *SMALL),
+                    progress=False).fit()
+    assert plain['finished'] and plain['stop_reason'] == 'steps'
+    with pytest.raises(ValueError, match='max_minutes'):
+        make_config(cache, tmp_path / 'x', 'student', 'max_minutes=5', *NO_VAL)
+
+
 def test_kd_warm_up_starts_and_ramps_the_kd_terms(teacher_ckpt, tmp_path):
     """distill.kd_start_step / kd_ramp_steps: no KD (the teacher is not run) before the start, then the
     terms' weights rise linearly to lambda2 / lambda3."""

@@ -158,6 +158,10 @@ class TrainConfig:
     # than early_stop_min_delta (relative, 0.01 = 1 %) for this many validations; null = never.
     early_stop_patience: Optional[int] = None
     early_stop_min_delta: float = 0.0
+    # A time budget (a lent GPU, a shared machine): stop at the first validation after this many
+    # minutes of training in this process; the run counts as finished (summary.json: stop_reason
+    # 'time'). null = no budget.
+    max_minutes: Optional[float] = None
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     optim: OptimSection = field(default_factory=OptimSection)
@@ -193,6 +197,9 @@ class TrainConfig:
         if self.early_stop_patience is not None and (self.early_stop_patience < 1 or self.data.val_split is None):
             raise ValueError(f'early_stop_patience must be at least 1 and needs a val split, got '
                              f'{self.early_stop_patience} with data.val_split={self.data.val_split}')
+        if self.max_minutes is not None and (self.max_minutes <= 0 or self.data.val_split is None):
+            raise ValueError(f'max_minutes must be above 0 and needs a val split (the run stops at a validation), '
+                             f'got {self.max_minutes} with data.val_split={self.data.val_split}')
         if self.early_stop_min_delta < 0:
             raise ValueError(f'early_stop_min_delta must be >= 0, got {self.early_stop_min_delta}')
         if self.val_every is not None and self.val_every < 1:

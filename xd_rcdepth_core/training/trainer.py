@@ -49,6 +49,10 @@ def set_determinism(seed: int, deterministic: bool) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)     # warn where CUDA has no such kernel
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
+    else:
+        # Training crops have one size: cuDNN times its algorithms once and keeps the fastest
+        # (the deterministic ones can be several times slower on a GPU).
+        torch.backends.cudnn.benchmark = True
 
 
 def _to_device(value, device):
@@ -230,6 +234,7 @@ class Trainer:
             (self.run_dir / 'config.yaml').write_text(dump_yaml(cfg))
         report = RunLog(self.run_dir, main, self.total_steps, self.step, progress=self.progress)
         bpe, started, start_step = self.sampler.batches_per_epoch, time.perf_counter(), self.step
+        self._fit_started = started
         self._last_log = (started, self.step)
         try:
             while self.step < self.total_steps and not self.stopped_early:
@@ -307,7 +312,20 @@ class Trainer:
                 self.best = {'metric': cfg.select_metric, 'range': cfg.select_range, 'value': value, 'step': self.step}
                 self.save('best.pt')
             self._track_plateau(value, sign)
+        self._check_time_budget()
         return result
+
+    def _check_time_budget(self) -> None:
+        """max_minutes: stop at this validation once the budget of this fit() is spent."""
+        cfg, started = self.config, getattr(self, '_fit_started', None)
+        if cfg.max_minutes is None or started is None or self.stopped_early:
+            return
+        minutes = (time.perf_counter() - started) / 60
+        if minutes >= cfg.max_minutes:
+            self.plateau = {**self.plateau, 'stopped': True, 'reason': 'time'}
+            self.log(f'stop at step {self.step}: the time budget of {cfg.max_minutes:g} min is spent '
+                     f'({minutes:.1f} min); best val {cfg.select_metric} {self.best.get("value")} at step '
+                     f'{self.best.get("step")}')
 
     def _track_plateau(self, value: float, sign: float) -> None:
         """Early stopping: count validations since the last improvement by more than min_delta (relative)."""
@@ -329,7 +347,10 @@ class Trainer:
         digests = self.dist.replica_checksums(self.model) if self.dist.enabled else None
         summary = {'recipe': self.config.recipe, 'step': self.step, 'total_steps': self.total_steps,
                    'finished': self.step >= self.total_steps or self.stopped_early,
-                   'stopped_early': self.stopped_early, 'seconds': round(seconds, 3),
+                   'stopped_early': self.stopped_early,
+                   'stop_reason': (self.plateau.get('reason', 'plateau') if self.stopped_early
+                                   else 'steps' if self.step >= self.total_steps else None),
+                   'seconds': round(seconds, 3),
                    'samples_per_s': steps * self.config.data.batch_size * self.dist.world_size / max(seconds, 1e-9),
                    'world_size': self.dist.world_size, 'best': self.best, 'val': self.last_val,
                    'replica_digests': digests}
