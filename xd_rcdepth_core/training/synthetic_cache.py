@@ -6,6 +6,8 @@ benchmark that is re-run reuses its data.
 """
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from ..data.prepare import prepare
@@ -13,9 +15,17 @@ from ..synthetic.sequence import generate_sequence, scene_name, scene_seed
 from ..synthetic.storage import read_meta, write_frame, write_meta
 
 
+def _render(spec: dict, root: Path, height: int, width: int, accumulate: int) -> None:
+    frames = generate_sequence(tuple(spec['seed']), spec['frames'], height, width, accumulate=accumulate,
+                               scene_name=spec['name'])
+    for j, frame in enumerate(frames):
+        write_frame(root, spec['name'], j, frame)
+
+
 def make_synthetic_cache(out, scenes: dict, frames: int, size=(96, 192), seed: int = 0,
-                         accumulate: int = 2, log=print) -> Path:
-    """Cache at out/cache from out/synthetic; `scenes` = {split: number of scenes}."""
+                         accumulate: int = 2, log=print, workers: int = 1) -> Path:
+    """Cache at out/cache from out/synthetic; `scenes` = {split: number of scenes}. ``workers``:
+    processes rendering scenes and preparing the cache (each scene is seeded alone: same data)."""
     out = Path(out)
     root, cache = out / 'synthetic', out / 'cache'
     if (cache / 'index.json').is_file():
@@ -36,11 +46,13 @@ def make_synthetic_cache(out, scenes: dict, frames: int, size=(96, 192), seed: i
     if not complete:
         log(f'generating {len(specs)} synthetic scenes x {frames} frames of {height}x{width} in {root}')
         write_meta(root, dict(meta, complete=False))
-        for spec in specs:
-            frames_iter = generate_sequence(tuple(spec['seed']), spec['frames'], height, width,
-                                            accumulate=accumulate, scene_name=spec['name'])
-            for j, frame in enumerate(frames_iter):
-                write_frame(root, spec['name'], j, frame)
+        render = partial(_render, root=root, height=height, width=width, accumulate=accumulate)
+        if workers > 1:
+            with ProcessPoolExecutor(min(workers, len(specs))) as pool:
+                list(pool.map(render, specs))
+        else:
+            for spec in specs:
+                render(spec)
         write_meta(root, dict(meta, complete=True))
-    prepare('synthetic', root, out=cache, workers=1, progress=False, log=lambda *_: None)
+    prepare('synthetic', root, out=cache, workers=workers, progress=False, log=lambda *_: None)
     return cache
