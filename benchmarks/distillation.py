@@ -2,6 +2,7 @@
 
     python benchmarks/distillation.py --plan decide [--only none both] [--seeds 0 1] [--threads 1]
     python benchmarks/distillation.py --plan decide --status        # what is done, what remains
+    python benchmarks/distillation.py --plan decide --jobs 14        # a GPU: 14 runs at once
 
 1. A synthetic cache: train / val / test by scene, never shared (plan `decide`: 30 / 6 / 8 scenes).
 2. The CaFNet teacher (CaFNet_single loss), trained once until its val MAE is flat (early stop),
@@ -21,7 +22,10 @@
 Resumable and incremental: finished runs are skipped, a killed run resumes from its last
 checkpoint, evaluations are cached, and the table merges every finished run in OUT, so the plan can
 run in pieces hours apart, or in two processes at once (a run being trained elsewhere holds a lock
-and is skipped). Decisions (settings, budgets) are taken on val; test is only reported.
+and is skipped). With --jobs N, N runs train at once, each in its own process: the teacher and the
+runs that need no teacher first, the distilled runs once the teacher and its cached outputs are
+ready. A run this small is bound by its host (Python, kernel launches, items), not by a GPU, so one
+GPU serves many runs. Decisions (settings, budgets) are taken on val; test is only reported.
 The data are synthetic: the table measures whether the losses help here, not the paper's numbers.
 """
 from __future__ import annotations
@@ -30,6 +34,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import sys
 import time
 from pathlib import Path
@@ -46,9 +51,14 @@ from xd_rcdepth_core.training import load_config
 from xd_rcdepth_core.training.synthetic_cache import make_synthetic_cache
 
 # Plans. Step costs on one thread of a 2-core AVX2 EPYC at 96 x 192, batch 4 (s / step): teacher ~5,
-# student 0.8, D2-KD 0.85 and X-KD / both 2.7 with cached teacher outputs (the student's Grad-CAM
-# double backward is the rest). `decide`: ~2 h per seed for the four variants.
+# student 0.8, D2-KD 0.85 and X-KD / both 2.7 with cached teacher outputs, which distill/grouped_conv.py
+# cut by about a third (at two threads 1.3 -> 0.85 s); the student's Grad-CAM double backward is the
+# rest. `decide`: ~1.5 h per seed for the four variants on such a CPU. On an H200 (2026-12-04, 8 runs
+# at once): teacher 0.135 s a step, student 0.18, D2-KD 0.15; X-KD alone 0.18 (0.66 before the fix).
 PLANS = {
+    # tests: the plumbing (scheduling, resume, tables), not a measurement
+    'smoke': dict(size=(64, 128), batch=2, scenes={'train': 2, 'val': 1, 'test': 1}, frames=2,
+                  teacher_steps=4, teacher_val_every=2, student_steps=4, val_every=2, seeds=(0,), patience=None),
     'quick': dict(size=(64, 128), batch=2, scenes={'train': 3, 'val': 1, 'test': 1}, frames=4,
                   teacher_steps=40, teacher_val_every=20, student_steps=20, val_every=10, seeds=(0, 1),
                   patience=None),
@@ -60,7 +70,9 @@ TEACHER_MIN_DELTA = 0.01      # teacher early stop: val MAE at 80 m better by < 
 LR = {'teacher': 2e-4, 'student': 2e-4}   # ours for from-scratch CPU budgets (references: 1e-4 / 5e-5)
 # Every run: Adam eps 1e-6 (the references' 1e-2 swamps fresh weights' small gradients), full-frame
 # items without colour jitter (so teacher outputs can be cached), no smoothness-free shortcuts.
-COMMON = ['optim.eps=1e-6', 'data.color_jitter_p=0']
+# fp32 everywhere (amp off: on a GPU this loop is bound by its host, and fp16 would make GPU and CPU
+# numbers differ and risk X-KD's double backward in fp16).
+COMMON = ['optim.eps=1e-6', 'data.color_jitter_p=0', 'amp=false']
 STUDENT = ['model.config.init_depth=12.0']   # median single-sweep depth of the synthetic world
 # Student variants: the paper's four (the default plan), then the settings tried while searching for what
 # makes distillation help (each chosen or rejected on val, never on test) and the calibration-jitter one.
@@ -88,6 +100,7 @@ LABELS = {'teacher': 'CaFNet teacher', 'none': 'student, no KD', 'xkd': 'X-KD on
           'both_l0.1': 'both, lambda2 = lambda3 = 0.1', 'both_tau2': 'both, D2-KD tau 2',
           'none_jitter': 'no KD, extrinsics jittered in training'}
 METRICS = ('mae', 'rmse', 'abs_rel', 'd1')
+STOPS = {'plateau': ': val MAE flat', 'time': ': time budget', 'steps': ': step budget'}
 # Baselines (--only lircdepth radarnet): (recipe, overrides) of each training run, in order. No init_depth:
 # LiRCDepth's head has no bias to set (it starts at 50 m) and RadarNet's output is d_min / (sigmoid + 0.01).
 # RadarNet's stage 2 starts from its stage 1 (run folder RUN/stage1; train_baseline sets model.init).
@@ -119,7 +132,7 @@ def evaluate_run(run_dir: Path, cache: Path, split: str = 'test') -> dict:
     if (out / 'metrics.json').is_file():
         return json.loads((out / 'metrics.json').read_text())
     ckpt = run_dir / 'checkpoints' / 'best.pt'
-    estimator = DepthEstimator.from_checkpoint(ckpt, device='cpu', backend='torch')
+    estimator = DepthEstimator.from_checkpoint(ckpt, device='auto', backend='torch')
     return evaluate(estimator, frames_from_cache(cache, split), EvalOptions(progress=False), out,
                     meta={'checkpoint': str(ckpt)})
 
@@ -130,7 +143,7 @@ def calibration_curve(run_dir: Path, cache: Path) -> dict:
     path = run_dir / 'eval_calibration.json'
     if path.is_file():
         return json.loads(path.read_text())
-    est = DepthEstimator.from_checkpoint(run_dir / 'checkpoints' / 'best.pt', device='cpu', backend='torch')
+    est = DepthEstimator.from_checkpoint(run_dir / 'checkpoints' / 'best.pt', device='auto', backend='torch')
     out = {}
     for label, yaw, pitch, shift in CALIBRATION:
         frames = (f.replace(T_camera_radar=perturb_extrinsics(f.T_camera_radar, yaw, pitch, (shift, 0.0, 0.0)))
@@ -253,7 +266,8 @@ def markdown(table: dict, meta: dict) -> str:
              f"Synthetic scenes {scenes['train']} train / {scenes['val']} val / {scenes['test']} test x "
              f"{meta['frames']} frames at {size[0]}x{size[1]} (test: {meta['test_frames']} frames); full-frame "
              f"items, batch {meta['batch']}; teacher up to {meta['teacher_steps']} steps (stopped at "
-             f"{meta.get('teacher_stopped_at')}), each student {meta['student_steps']} steps, best-on-val "
+             f"{meta.get('teacher_stopped_at')}{STOPS.get(meta.get('teacher_stop_reason'), '')}), "
+             f"each student {meta['student_steps']} steps, best-on-val "
              f"checkpoint; mean ± sample std over seeds. Synthetic data: not the paper's nuScenes numbers.", '',
              '| variant | seeds | val MAE 80 m | MAE 50 m | MAE 70 m | MAE 80 m | RMSE 80 m | AbsRel 80 m | δ1 80 m '
              '| MAE gain vs no KD at 80 m, paired [95 % CI] |',
@@ -301,6 +315,170 @@ def status(out: Path, runs: list) -> str:
     return '\n'.join(lines) + f'\n  {len(lines) - todo} of {len(lines)} runs finished, {todo} remaining'
 
 
+def needs_teacher(variant: str) -> bool:
+    return variant in VARIANTS and VARIANTS[variant][0] == 'distill'
+
+
+def plan_settings(plan: dict, cache: Path, jobs: int, name: str | None, deterministic: bool = True) -> list:
+    """Overrides every run of the plan shares. Items load in the training process on a CPU (loader
+    processes would take its cores). On a GPU the step is host-bound that way (the teacher at 96x192:
+    0.19 s a step on an H200; 0.135 s with 4 loaders while 7 students shared the GPU), so loader
+    processes overlap it there; with several runs at once only the teacher gets them (its steps are
+    the longest). Items are seeded per index: same data either way."""
+    import torch
+    cores = os.cpu_count() or 1
+    workers = 0
+    if torch.cuda.is_available() and (jobs == 1 or name == 'teacher'):
+        workers = min(4, cores - 1)
+    return [f'data.cache={cache}', f'data.crop={list(plan["size"])}', f'data.batch_size={plan["batch"]}',
+            f'data.workers={workers}', 'log_every=20', 'image_every=100000', f'deterministic={deterministic}',
+            *COMMON]
+
+
+def train_teacher(out: Path, common: list, plan: dict, log, minutes: float | None = None) -> dict | None:
+    """Until its val MAE is flat (early stop) or plan['teacher_steps']; ``minutes``: a time budget as
+    well (a lent GPU), after which it stops at the next validation, finished, with its best-on-val."""
+    patience = [f'early_stop_patience={plan["patience"]}', f'early_stop_min_delta={TEACHER_MIN_DELTA}'] \
+        if plan['patience'] else []
+    if minutes:
+        patience.append(f'max_minutes={minutes}')
+    return train(out / 'runs' / 'teacher', 'teacher',
+                 [*common, 'model.name=cafnet', f'max_steps={plan["teacher_steps"]}', 'seed=0',
+                  f'val_every={plan["teacher_val_every"]}', f'checkpoint_every={plan["teacher_val_every"]}',
+                  f'optim.lr={LR["teacher"]}', 'loss.w_single=1.0', *patience], log)
+
+
+def student_overrides(out: Path, variant: str, seed: int, common: list, plan: dict) -> tuple:
+    """(recipe, overrides) of a student run."""
+    recipe, extra = VARIANTS[variant]
+    overrides = [*common, f'max_steps={plan["student_steps"]}', f'seed={seed}', f'optim.lr={LR["student"]}',
+                 f'val_every={plan["val_every"]}', f'checkpoint_every={plan["val_every"]}', *STUDENT, *extra]
+    if recipe == 'distill':
+        overrides += [f'distill.teacher={out / "runs" / "teacher" / "checkpoints" / "best.pt"}',
+                      f'distill.teacher_targets={out / "data" / "teacher_targets"}']
+    return recipe, overrides
+
+
+def train_student(out: Path, name: str, variant: str, seed: int, common: list, plan: dict, log) -> dict | None:
+    if variant in BASELINES:
+        return train_baseline(out / 'runs' / name, variant, seed, common, plan, log)
+    return train(out / 'runs' / name, *student_overrides(out, variant, seed, common, plan), log)
+
+
+def build_teacher_targets(out: Path, variants, common: list, plan: dict, log) -> None:
+    """The teacher's cached outputs every distilled variant of the plan reads (one file for the X-KD
+    variants, one for D2-KD alone), built once before the distilled runs start in parallel, so that
+    they do not all compute the same file at once."""
+    from xd_rcdepth_core.training import Trainer
+    kinds = {VARIANTS[v][1][0] for v in variants if needs_teacher(v)}   # 'distill.kd=...'
+    for kd in sorted(kinds):
+        recipe, overrides = student_overrides(out, 'both', 0, common, plan)
+        overrides = [o for o in overrides if not o.startswith('distill.kd=')] + [kd]
+        config = load_config(ROOT / 'config' / 'train_distill.yaml', recipe,
+                             [f'run_dir={out / "runs" / ".targets"}', *overrides])
+        log(f'teacher targets for {kd}')
+        Trainer(config, log=log, progress=False).close()
+
+
+def run_one(out: Path, name: str, runs: list, cache: Path, common: list, plan: dict, log,
+            teacher_minutes: float | None = None) -> int:
+    """--run NAME: train one run of the plan (or the teacher, or the teacher targets) and evaluate it."""
+    if name == 'targets':
+        build_teacher_targets(out, {v for _, v, _ in runs}, common, plan, log)
+        return 0
+    if name == 'teacher':
+        summary = train_teacher(out, common, plan, log, teacher_minutes)
+    else:
+        match = [r for r in runs if r[0] == name]
+        if not match:
+            raise SystemExit(f'distillation.py: no run {name!r} in this plan; runs: teacher, targets, '
+                             f'{", ".join(r[0] for r in runs)}')
+        _, variant, seed = match[0]
+        if needs_teacher(variant) and not finished_summary(out / 'runs' / 'teacher'):
+            raise SystemExit(f'distillation.py: {name} needs the finished teacher; train it first (--run teacher)')
+        summary = train_student(out, name, variant, seed, common, plan, log)
+    if summary is None:
+        return 1
+    evaluate_run(out / 'runs' / name, cache)
+    row = name.rpartition('_s')[0]
+    if row in CALIBRATION_ROWS:
+        calibration_curve(out / 'runs' / name, cache)
+    log(f'{name}: done, evaluated')
+    return 0
+
+
+def run_parallel(args, out: Path, runs: list, jobs: int, log) -> set:
+    """Train the plan's runs in up to ``jobs`` processes of this script (--run NAME) at once: the
+    teacher and the runs that need no teacher from the start, the teacher targets when the teacher
+    is done, then the distilled runs. A loop at 96x192 is bound by the host (kernel launches, items),
+    not by a GPU, so several runs share one GPU well. Each process logs to OUT/logs/NAME.log and
+    evaluates its run; a run that fails is reported and its dependants are not started. Returns the
+    runs that failed or were not started."""
+    import subprocess
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    (out / 'logs').mkdir(parents=True, exist_ok=True)
+    distilled = [r[0] for r in runs if needs_teacher(r[1])]
+    todo = ['teacher'] + (['targets'] if distilled else []) + [r[0] for r in runs]
+    after = {'targets': 'teacher', **{n: 'targets' for n in distilled}}
+    done, failed, active = set(), set(), {}
+    if finished_summary(out / 'runs' / 'teacher'):
+        done.add('teacher')
+
+    def launch(name):
+        cmd = [sys.executable, str(Path(__file__).resolve()), '--plan', args.plan, '--out', args.out,
+               '--seeds', *map(str, args.seeds_used), '--run', name, '--threads', str(threads),
+               '--jobs', str(jobs)]
+        if args.only:
+            cmd += ['--only', *args.only]
+        if args.teacher_minutes:
+            cmd += ['--teacher-minutes', str(args.teacher_minutes)]
+        if args.nondeterministic:
+            cmd.append('--nondeterministic')
+        handle = open(out / 'logs' / f'{name}.log', 'a')
+        active[name] = (subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT), handle, time.perf_counter())
+        log(f'started {name} ({len(active)} running, {threads} thread(s) each)')
+
+    # `timeout` and schedulers stop a job with SIGTERM: end the runs too (they resume from last.pt)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        while todo or active:
+            for name in list(todo):
+                if len(active) >= jobs:
+                    break
+                need = after.get(name)
+                if need in failed:
+                    todo.remove(name)
+                    failed.add(name)
+                    log(f'{name}: not started ({need} failed)')
+                elif need is None or need in done:
+                    todo.remove(name)
+                    if name in done:
+                        continue
+                    launch(name)
+            for name, (proc, handle, t0) in list(active.items()):
+                if proc.poll() is None:
+                    continue
+                handle.close()
+                del active[name]
+                took = time.perf_counter() - t0
+                if proc.returncode == 0:
+                    done.add(name)
+                    log(f'{name}: finished in {took:.0f} s')
+                else:
+                    failed.add(name)
+                    tail = (out / 'logs' / f'{name}.log').read_text().strip().splitlines()[-1:]
+                    log(f'{name}: FAILED (exit {proc.returncode}) after {took:.0f} s: {" ".join(tail)} '
+                        f'(log: {out / "logs" / f"{name}.log"})')
+            time.sleep(0.5)
+    finally:
+        for proc, handle, _ in active.values():   # stopped from outside: a killed run resumes later
+            proc.terminate()
+        for proc, handle, _ in active.values():
+            proc.wait()
+            handle.close()
+    return failed
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--plan', choices=tuple(PLANS), default='decide')
@@ -309,17 +487,33 @@ def main(argv=None) -> int:
     parser.add_argument('--seeds', type=int, nargs='+', default=None, help="default: the plan's")
     parser.add_argument('--only', nargs='+', default=None, metavar='VARIANT',
                         help=f'of {", ".join(VARIANTS)}; baselines {", ".join(BASELINES)}')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs trained at once, each in its own process (a GPU: about its host\'s cores; '
+                             'a CPU: 1, the runs would share its cores)')
+    parser.add_argument('--run', default=None, metavar='NAME',
+                        help='train and evaluate one run (teacher, targets or VARIANT_sSEED), then stop')
+    parser.add_argument('--teacher-minutes', type=float, default=None,
+                        help='a time budget for the teacher (a lent GPU): it stops at the first validation '
+                             'after it, finished, and the table says so')
+    parser.add_argument('--nondeterministic', action='store_true',
+                        help="cuDNN's fastest algorithms instead of deterministic ones (a GPU; runs are then "
+                             'not bitwise repeatable, though every variant still starts from the same weights '
+                             'and data order)')
     parser.add_argument('--status', action='store_true', help='print what is done and what remains, then stop')
     parser.add_argument('--no-train', action='store_true', help='only evaluate and tabulate finished runs')
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error('--jobs must be at least 1')
     import torch
     if args.threads:
         torch.set_num_threads(args.threads)
     plan = dict(PLANS[args.plan])
     seeds = tuple(args.seeds or plan['seeds'])
+    args.seeds_used = seeds
     out = Path(args.out) / args.plan
     runs = student_runs(seeds, args.only)
-    print(f'plan {args.plan} in {out}:\n{status(out, runs)}', flush=True)
+    if args.run is None:
+        print(f'plan {args.plan} in {out}:\n{status(out, runs)}', flush=True)
     if args.status:
         return 0
     started = time.perf_counter()
@@ -327,39 +521,27 @@ def main(argv=None) -> int:
     def log(msg):
         print(f'[{time.perf_counter() - started:7.1f} s] {msg}', flush=True)
 
-    cache = make_synthetic_cache(out / 'data', plan['scenes'], plan['frames'], plan['size'], log=log)
-    # Items load in the training process on a CPU (loader processes would take its cores). On a GPU the
-    # step is host-bound that way (the teacher at 96x192: 0.19 s a step on an H200), so loader
-    # processes overlap it there (not yet timed on a GPU). Items are seeded per index: same data.
-    workers = min(4, (os.cpu_count() or 1) - 1) if torch.cuda.is_available() else 0
-    common = [f'data.cache={cache}', f'data.crop={list(plan["size"])}', f'data.batch_size={plan["batch"]}',
-              f'data.workers={workers}', 'log_every=20', 'image_every=100000', *COMMON]
+    cache = make_synthetic_cache(out / 'data', plan['scenes'], plan['frames'], plan['size'], log=log,
+                                 workers=os.cpu_count() or 1)
+    common = plan_settings(plan, cache, args.jobs, args.run, not args.nondeterministic)
+    if args.run:
+        return run_one(out, args.run, runs, cache, common, plan, log, args.teacher_minutes)
     teacher_dir = out / 'runs' / 'teacher'
-    if not args.no_train:
+    failed = set()
+    if args.no_train:
+        pass
+    elif args.jobs > 1:
+        failed = run_parallel(args, out, runs, args.jobs, log)
+    else:
         log('teacher')
-        patience = [f'early_stop_patience={plan["patience"]}', f'early_stop_min_delta={TEACHER_MIN_DELTA}'] \
-            if plan['patience'] else []
-        train(teacher_dir, 'teacher', [*common, 'model.name=cafnet', f'max_steps={plan["teacher_steps"]}', 'seed=0',
-                                       f'val_every={plan["teacher_val_every"]}',
-                                       f'checkpoint_every={plan["teacher_val_every"]}',
-                                       f'optim.lr={LR["teacher"]}', 'loss.w_single=1.0', *patience], log)
+        train_teacher(out, common, plan, log, args.teacher_minutes)
+        for name, variant, seed in runs:
+            if needs_teacher(variant) and not finished_summary(teacher_dir):
+                continue
+            train_student(out, name, variant, seed, common, plan, log)
     if not finished_summary(teacher_dir):
-        log('the teacher is not finished yet: students wait for it')
-        return 0
-    teacher_ckpt = teacher_dir / 'checkpoints' / 'best.pt'
-    targets = out / 'data' / 'teacher_targets'
-    for name, variant, seed in runs:
-        if args.no_train:
-            break
-        if variant in BASELINES:
-            train_baseline(out / 'runs' / name, variant, seed, common, plan, log)
-            continue
-        recipe, extra = VARIANTS[variant]
-        overrides = [*common, f'max_steps={plan["student_steps"]}', f'seed={seed}', f'optim.lr={LR["student"]}',
-                     f'val_every={plan["val_every"]}', f'checkpoint_every={plan["val_every"]}', *STUDENT, *extra]
-        if recipe == 'distill':
-            overrides += [f'distill.teacher={teacher_ckpt}', f'distill.teacher_targets={targets}']
-        train(out / 'runs' / name, recipe, overrides, log)
+        log('the teacher is not finished yet: the distilled students wait for it')
+        return 1 if failed else 0
 
     log('evaluating finished runs on the test split')
     evals, vals, speeds = {}, {}, {}
@@ -376,9 +558,12 @@ def main(argv=None) -> int:
     meta = dict(plan=args.plan, size=plan['size'], scenes=plan['scenes'], frames=plan['frames'], batch=plan['batch'],
                 teacher_steps=plan['teacher_steps'], student_steps=plan['student_steps'],
                 teacher_stopped_at=teacher_summary['step'], teacher_best=teacher_summary.get('best'),
+                teacher_stop_reason=teacher_summary.get('stop_reason'),
                 test_frames=next(iter(evals['teacher'].values()))['images'], lr=LR, common=COMMON, student=STUDENT,
-                variants=VARIANTS, speeds=speeds, threads=torch.get_num_threads(), platform=platform.platform(),
-                seconds_this_invocation=round(time.perf_counter() - started, 1))
+                variants=VARIANTS, speeds=speeds, threads=torch.get_num_threads(), jobs=args.jobs,
+                deterministic=not args.nondeterministic,
+                device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu',
+                platform=platform.platform(), seconds_this_invocation=round(time.perf_counter() - started, 1))
     table = tabulate(evals, vals)
     curves = {row: {s: calibration_curve(out / 'runs' / f'{row}_s{s}', cache) for s in evals[row]}
               for row in CALIBRATION_ROWS if row in evals}
@@ -395,7 +580,9 @@ def main(argv=None) -> int:
     (out / 'results.md').write_text(text)
     print(text)
     log(f'wrote {out / "results.json"} and {out / "results.md"}\n{status(out, runs)}')
-    return 0
+    if failed:
+        log(f'{len(failed)} run(s) failed or not started: {", ".join(sorted(failed))} (logs in {out / "logs"})')
+    return 1 if failed else 0
 
 
 if __name__ == '__main__':
