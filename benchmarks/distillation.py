@@ -51,10 +51,10 @@ from xd_rcdepth_core.training import load_config
 from xd_rcdepth_core.training.synthetic_cache import make_synthetic_cache
 
 # Plans. Step costs on one thread of a 2-core AVX2 EPYC at 96 x 192, batch 4 (s / step): teacher ~5,
-# student 0.8, D2-KD 0.85 and X-KD / both 2.7 with cached teacher outputs, which distill/grouped_conv.py
-# cut by about a third (at two threads 1.3 -> 0.85 s); the student's Grad-CAM double backward is the
-# rest. `decide`: ~1.5 h per seed for the four variants on such a CPU. On an H200 (2026-12-04, 8 runs
-# at once): teacher 0.135 s a step, student 0.18, D2-KD 0.15; X-KD alone 0.18 (0.66 before the fix).
+# student 0.8, D2-KD 0.85 and X-KD / both 2.7 with cached teacher outputs (the student's Grad-CAM
+# double backward is the rest). `decide`: ~2 h per seed for the four variants on such a CPU. On an
+# H200 (2026-12-04, 8 runs at once): teacher 0.135 s a step, student 0.18, D2-KD 0.15. One run alone
+# there (benchmarks/kd_step.py): student 0.053, X-KD 0.18 (0.66 before distill/grouped_conv.py).
 PLANS = {
     # tests: the plumbing (scheduling, resume, tables), not a measurement
     'smoke': dict(size=(64, 128), batch=2, scenes={'train': 2, 'val': 1, 'test': 1}, frames=2,
