@@ -203,6 +203,40 @@ def test_early_stop_on_a_validation_plateau_and_resume_stays_stopped(cache, tmp_
         make_config(cache, tmp_path / 'x', 'student', 'early_stop_patience=2', *NO_VAL)
 
 
+def test_a_non_finite_loss_stops_training_before_any_checkpoint_holds_it(cache, tmp_path):
+    """The loss is checked one step late (no GPU wait per step), but always before a log line, a
+    validation or a checkpoint: the error names the step, and last.pt keeps the last finite state."""
+    from xd_rcdepth_core.training.data import cache_datasets
+    config = make_config(cache, tmp_path / 'run', 'student', 'max_steps=8', 'log_every=50', 'image_every=50',
+                         'checkpoint_every=4', 'val_every=50', *SMALL)
+    train, val_frames = cache_datasets(config)
+
+    class Poisoned(torch.utils.data.Dataset):     # from the 6th item on (step 2 at batch 2), NaN images
+        def __init__(self):
+            self.calls = 0
+
+        def __len__(self):
+            return len(train)
+
+        def __getitem__(self, i):
+            item, self.calls = dict(train[i]), self.calls + 1
+            if self.calls > 5:
+                item['image'] = torch.full_like(item['image'], float('nan'))
+            return item
+    trainer = Trainer(config, train_dataset=Poisoned(), val_frames=val_frames, progress=False)
+    with pytest.raises(FloatingPointError, match=r'loss is nan at step 2 '):
+        trainer.fit()
+    assert trainer.step == 3           # found at the start of the next step, before step 4's checkpoint
+    assert not (tmp_path / 'run' / 'checkpoints' / 'last.pt').exists()
+
+    at_save = Trainer(make_config(cache, tmp_path / 'run2', 'student', 'max_steps=8', 'log_every=50',
+                                  'image_every=50', 'checkpoint_every=3', 'val_every=50', *SMALL),
+                      train_dataset=Poisoned(), val_frames=val_frames, progress=False)
+    with pytest.raises(FloatingPointError, match='at step 2 '):
+        at_save.fit()                  # step 2 is the last before checkpoint 3: checked there, at once
+    assert at_save.step == 3 and not (tmp_path / 'run2' / 'checkpoints' / 'last.pt').exists()
+
+
 def test_time_budget_stops_at_a_validation_and_counts_as_finished(cache, tmp_path):
     """max_minutes: the run stops at the first validation after the budget, finished, with its reason."""
     common = ['max_steps=50', 'val_every=2', 'max_minutes=1e-9', *SMALL]

@@ -43,10 +43,10 @@ class RunLog:
         for key, entry in result['by_range'].items():
             self.scalars(step, {m: v for m, v in entry.items() if isinstance(v, float)}, prefix=f'val/{key}/')
 
-    def progress(self, step: int, loss: float, lr: float) -> None:
+    def progress(self, step: int, loss: float | None, lr: float) -> None:
         if self.enabled:
             self.bar.update(step - self.bar.n)
-            self.bar.set_postfix(loss=f'{loss:.4f}', lr=f'{lr:.2e}')
+            self.bar.set_postfix(loss='...' if loss is None else f'{loss:.4f}', lr=f'{lr:.2e}')
 
     def images(self, step: int, out: dict, batch: dict, maps=None, max_depth: float = 80.0) -> None:
         if not self.enabled:

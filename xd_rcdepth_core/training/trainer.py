@@ -200,6 +200,11 @@ class Trainer:
 
     # -- one step ------------------------------------------------------------------------------
     def train_step(self, batch: dict):
+        # The previous step's loss is checked now, one step late: reading a GPU value waits for the GPU,
+        # and a check in the same step would keep the host from queuing this step's kernels while the
+        # GPU still runs that one's (a small network is host-bound). _after_step checks at once
+        # before anything is logged, validated or saved, so a checkpoint never holds a non-finite step.
+        self.raise_if_not_finite()
         self.objective.step = self.step
         prepare = getattr(self.objective, 'prepare_batch', None)   # targets built on the CPU batch
         if prepare is not None:
@@ -212,9 +217,7 @@ class Trainer:
         with self.autocast():
             out = self.net(batch['image'], batch['radar'])
         loss, terms = self.objective(self.net, out, batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f'loss is {float(loss)} at step {self.step} '
-                                     f'(terms {({k: float(v) for k, v in terms.items()})}); lower optim.lr?')
+        self._unchecked = (self.step, torch.isfinite(loss.detach()), loss.detach(), terms)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         clip = self.config.optim.grad_clip_norm
@@ -224,6 +227,16 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss.detach(), terms, lr, out, batch
+
+    def raise_if_not_finite(self) -> None:
+        """FloatingPointError when the last trained step's loss was NaN or infinite (see train_step)."""
+        unchecked, self._unchecked = getattr(self, '_unchecked', None), None
+        if unchecked is None:
+            return
+        step, finite, loss, terms = unchecked
+        if not bool(finite):
+            raise FloatingPointError(f'loss is {float(loss)} at step {step} '
+                                     f'(terms {({k: float(v) for k, v in terms.items()})}); lower optim.lr?')
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, stop_after: int | None = None) -> dict:
@@ -252,11 +265,17 @@ class Trainer:
                     break
         finally:
             report.close()
+        self.raise_if_not_finite()
         return self._finish(time.perf_counter() - started, self.step - start_step)
 
     def _after_step(self, report, loss, terms, lr, out, batch, end_of_epoch: bool) -> None:
         cfg, step = self.config, self.step
         last = step >= self.total_steps
+        validate = (cfg.val_every and step % cfg.val_every == 0) or (cfg.val_every is None and end_of_epoch) or last
+        if (last or validate or step % cfg.log_every == 0 or step % cfg.image_every == 0
+                or step % cfg.checkpoint_every == 0 or self.stopped_early):
+            self.raise_if_not_finite()
+            self._shown_loss = float(loss)
         if step % cfg.log_every == 0 or last:
             now = time.perf_counter()
             since, self._last_log = self._last_log, (now, step)
@@ -265,10 +284,10 @@ class Trainer:
                                   'lr': lr, 'epoch': step / self.sampler.batches_per_epoch, 'samples_per_s': speed,
                                   # GradScaler's scale: one that keeps falling means overflowing, skipped steps
                                   **({'amp/scale': self.scaler.get_scale()} if self.amp else {})})
-        report.progress(step, float(loss), lr)
+        report.progress(step, getattr(self, '_shown_loss', None), lr)   # the loss of the last checked step
         if step % cfg.image_every == 0:
             report.images(step, out, batch, getattr(self.objective, 'last_maps', None))
-        if (cfg.val_every and step % cfg.val_every == 0) or (cfg.val_every is None and end_of_epoch) or last:
+        if validate:
             self.validate(report)
         if step % cfg.checkpoint_every == 0 or last or self.stopped_early:
             self.save('last.pt')
