@@ -323,13 +323,13 @@ def plan_settings(plan: dict, cache: Path, jobs: int, name: str | None, determin
     """Overrides every run of the plan shares. Items load in the training process on a CPU (loader
     processes would take its cores). On a GPU the step is host-bound that way (the teacher at 96x192:
     0.19 s a step on an H200; 0.135 s with 4 loaders while 7 students shared the GPU), so loader
-    processes overlap it there; with several runs at once only the teacher gets them (its steps are
-    the longest). Items are seeded per index: same data either way."""
+    processes overlap it there; with several runs at once the teacher gets four (its steps are the
+    longest) and every other run one. Items are seeded per index: same data either way."""
     import torch
     cores = os.cpu_count() or 1
     workers = 0
-    if torch.cuda.is_available() and (jobs == 1 or name == 'teacher'):
-        workers = min(4, cores - 1)
+    if torch.cuda.is_available():
+        workers = min(4, cores - 1) if (jobs == 1 or name == 'teacher') else 1
     return [f'data.cache={cache}', f'data.crop={list(plan["size"])}', f'data.batch_size={plan["batch"]}',
             f'data.workers={workers}', 'log_every=20', 'image_every=100000', f'deterministic={deterministic}',
             *COMMON]
@@ -415,7 +415,11 @@ def run_parallel(args, out: Path, runs: list, jobs: int, log) -> set:
     evaluates its run; a run that fails is reported and its dependants are not started. Returns the
     runs that failed or were not started."""
     import subprocess
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+
+    import torch
+    # A run on a GPU needs one CPU thread (its host work is serial); more would oversubscribe the cores
+    # its loader processes and the other runs share. On a CPU the runs split the cores.
+    threads = 1 if torch.cuda.is_available() else max(1, (os.cpu_count() or 1) // jobs)
     (out / 'logs').mkdir(parents=True, exist_ok=True)
     distilled = [r[0] for r in runs if needs_teacher(r[1])]
     todo = ['teacher'] + (['targets'] if distilled else []) + [r[0] for r in runs]
