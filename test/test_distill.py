@@ -272,16 +272,19 @@ def _grouped_net():
                          nn.Conv2d(4, 6, 3, padding=1, groups=2), nn.Tanh(), nn.Conv2d(6, 1, 1))
 
 
-def _second_order_grads(net, x, fast: bool):
-    """Parameter gradients of a Grad-CAM-like loss (the gradient w.r.t. a feature, differentiated again)."""
+def _second_order_grads(net, x, fast: bool, autocast=contextlib.nullcontext):
+    """Parameter gradients of a Grad-CAM-like loss (the gradient w.r.t. a feature, differentiated again).
+    ``autocast``: the forward and the Grad-CAM pass under it, the final backward outside, as training does."""
     from xd_rcdepth_core.distill.grouped_conv import fast_grouped_conv_grads
     net.zero_grad()
     ctx = fast_grouped_conv_grads(net) if fast else contextlib.nullcontext()
-    with ctx:
-        feat = net[:2](x)
-        out = net[2:](feat)
-    (g,) = torch.autograd.grad(out.sum(), feat, create_graph=True)
-    ((g.mean(dim=(2, 3), keepdim=True) * feat).sum(dim=1) ** 2).mean().backward()
+    with autocast():
+        with ctx:
+            feat = net[:2](x)
+            out = net[2:](feat)
+        (g,) = torch.autograd.grad(out.sum(), feat, create_graph=True)
+        loss = ((g.mean(dim=(2, 3), keepdim=True) * feat).sum(dim=1) ** 2).mean()
+    loss.backward()
     return {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
 
 
@@ -324,3 +327,19 @@ def test_student_xkd_gradients_unchanged_with_a_fraction_of_the_convolutions(stu
         scale = float(slow[name].abs().max()) + 1e-12
         assert float((slow[name] - fast[name]).abs().max()) <= 1e-4 * scale, name
     assert fast_calls * 5 < slow_calls, (fast_calls, slow_calls)
+
+
+def test_fast_grouped_conv_grads_under_autocast():
+    """Mixed precision (bf16 autocast on the CPU here; fp16 on CUDA alike): the forward runs in the low
+    precision from fp32 inputs and weights, and every gradient comes back in its tensor's dtype."""
+    torch.manual_seed(0)
+    net = _grouped_net()
+    x = torch.randn(2, 4, 9, 10)
+
+    def grads(fast):
+        return _second_order_grads(net, x, fast, lambda: torch.autocast('cpu', dtype=torch.bfloat16))
+    slow, fast = grads(False), grads(True)
+    assert slow.keys() == fast.keys()
+    for name in slow:
+        assert fast[name].dtype == torch.float32
+        assert torch.allclose(slow[name], fast[name], rtol=0.1, atol=0.02 * float(slow[name].abs().max())), name

@@ -110,6 +110,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler('cuda', enabled=self.amp)
         self.objective = make_objective(config, self.teacher, self.autocast)
         self.step, self.best, self.last_val = 0, {}, None
+        self._unchecked = None      # (step, finite?, loss, terms) of the last step, not yet read (train_step)
+        self._shown_loss = None     # the loss of the last checked step, for the progress bar
         # early stopping: {'value', 'step'} of the last improvement > min_delta, 'stale' validations since
         self.plateau = {}
         if resume:
@@ -230,7 +232,7 @@ class Trainer:
 
     def raise_if_not_finite(self) -> None:
         """FloatingPointError when the last trained step's loss was NaN or infinite (see train_step)."""
-        unchecked, self._unchecked = getattr(self, '_unchecked', None), None
+        unchecked, self._unchecked = self._unchecked, None
         if unchecked is None:
             return
         step, finite, loss, terms = unchecked
@@ -284,7 +286,7 @@ class Trainer:
                                   'lr': lr, 'epoch': step / self.sampler.batches_per_epoch, 'samples_per_s': speed,
                                   # GradScaler's scale: one that keeps falling means overflowing, skipped steps
                                   **({'amp/scale': self.scaler.get_scale()} if self.amp else {})})
-        report.progress(step, getattr(self, '_shown_loss', None), lr)   # the loss of the last checked step
+        report.progress(step, self._shown_loss, lr)
         if step % cfg.image_every == 0:
             report.images(step, out, batch, getattr(self.objective, 'last_maps', None))
         if validate:
