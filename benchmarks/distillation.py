@@ -366,18 +366,16 @@ def train_student(out: Path, name: str, variant: str, seed: int, common: list, p
 
 
 def build_teacher_targets(out: Path, variants, common: list, plan: dict, log) -> None:
-    """The teacher's cached outputs every distilled variant of the plan reads (one file for the X-KD
-    variants, one for D2-KD alone), built once before the distilled runs start in parallel, so that
-    they do not all compute the same file at once."""
+    """The teacher's cached outputs every distilled variant of the plan reads (one file per teacher
+    and X-KD settings: the X-KD variants share one, D2-KD alone has its own), built once before the
+    distilled runs start in parallel, so that they do not all compute the same file at once."""
     from xd_rcdepth_core.training import Trainer
-    kinds = {VARIANTS[v][1][0] for v in variants if needs_teacher(v)}   # 'distill.kd=...'
-    for kd in sorted(kinds):
-        recipe, overrides = student_overrides(out, 'both', 0, common, plan)
-        overrides = [o for o in overrides if not o.startswith('distill.kd=')] + [kd]
+    for variant in sorted(v for v in variants if needs_teacher(v)):
+        recipe, overrides = student_overrides(out, variant, 0, common, plan)
         config = load_config(ROOT / 'config' / 'train_distill.yaml', recipe,
                              [f'run_dir={out / "runs" / ".targets"}', *overrides])
-        log(f'teacher targets for {kd}')
-        Trainer(config, log=log, progress=False).close()
+        log(f'teacher targets for {variant}')
+        Trainer(config, log=log, progress=False).close()    # builds them, or finds them built
 
 
 def run_one(out: Path, name: str, runs: list, cache: Path, common: list, plan: dict, log,
