@@ -434,6 +434,8 @@ def run_parallel(args, out: Path, runs: list, jobs: int, log) -> set:
             cmd += ['--only', *args.only]
         if args.teacher_minutes:
             cmd += ['--teacher-minutes', str(args.teacher_minutes)]
+        if args.student_steps:
+            cmd += ['--student-steps', str(args.student_steps)]
         if args.nondeterministic:
             cmd.append('--nondeterministic')
         handle = open(out / 'logs' / f'{name}.log', 'a')
@@ -497,6 +499,9 @@ def main(argv=None) -> int:
     parser.add_argument('--teacher-minutes', type=float, default=None,
                         help='a time budget for the teacher (a lent GPU): it stops at the first validation '
                              'after it, finished, and the table says so')
+    parser.add_argument('--student-steps', type=int, default=None,
+                        help="each student's budget instead of the plan's (a lease too short for the plan); "
+                             'the runs go to OUT/PLAN-Nsteps, and the table says the budget')
     parser.add_argument('--nondeterministic', action='store_true',
                         help="cuDNN's fastest algorithms instead of deterministic ones (a GPU; runs are then "
                              'not bitwise repeatable, though every variant still starts from the same weights '
@@ -506,13 +511,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error('--jobs must be at least 1')
+    if args.student_steps is not None and args.student_steps < 1:
+        parser.error('--student-steps must be at least 1')
     import torch
     if args.threads:
         torch.set_num_threads(args.threads)
     plan = dict(PLANS[args.plan])
+    if args.student_steps:
+        plan['student_steps'] = args.student_steps
     seeds = tuple(args.seeds or plan['seeds'])
     args.seeds_used = seeds
-    out = Path(args.out) / args.plan
+    # a shorter student budget is another experiment: its own folder, so finished runs never mix budgets
+    out = Path(args.out) / (args.plan if not args.student_steps else f'{args.plan}-{args.student_steps}steps')
     runs = student_runs(seeds, args.only)
     if args.run is None:
         print(f'plan {args.plan} in {out}:\n{status(out, runs)}', flush=True)

@@ -5,6 +5,8 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'benchmarks'))
 import distillation  # noqa: E402
@@ -50,3 +52,12 @@ def test_a_failed_teacher_skips_the_distilled_runs(tmp_path, capsys):
     assert re.search(r'teacher: FAILED \(exit \d+\)', log) and 'teacher.log' in log
     assert 'targets: not started (teacher failed)' in log and 'd2kd_s0: not started (targets failed)' in log
     assert 'the teacher is not finished yet' in log
+
+
+def test_a_shorter_student_budget_is_its_own_experiment(tmp_path, capsys):
+    assert distillation.main(['--plan', 'smoke', '--student-steps', '2', '--out', str(tmp_path), '--status']) == 0
+    assert f'plan smoke in {tmp_path / "smoke-2steps"}:' in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        distillation.main(['--plan', 'smoke', '--student-steps', '0', '--out', str(tmp_path)])
+    assert exc.value.code == 2
+    assert '--student-steps must be at least 1' in capsys.readouterr().err
