@@ -2,7 +2,8 @@
 
     python benchmarks/distillation.py --plan decide [--only none both] [--seeds 0 1] [--threads 1]
     python benchmarks/distillation.py --plan decide --status        # what is done, what remains
-    python benchmarks/distillation.py --plan decide --jobs 14        # a GPU: 14 runs at once
+    python benchmarks/distillation.py --plan decide --jobs 12 --teacher-minutes 2.5 --nondeterministic
+                                                                     # a lent GPU: 12 runs at once
 
 1. A synthetic cache: train / val / test by scene, never shared (plan `decide`: 30 / 6 / 8 scenes).
 2. The CaFNet teacher (CaFNet_single loss), trained once until its val MAE is flat (early stop),
