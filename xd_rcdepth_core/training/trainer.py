@@ -273,12 +273,13 @@ class Trainer:
     def _after_step(self, report, loss, terms, lr, out, batch, end_of_epoch: bool) -> None:
         cfg, step = self.config, self.step
         last = step >= self.total_steps
+        log, image = step % cfg.log_every == 0 or last, step % cfg.image_every == 0
         validate = (cfg.val_every and step % cfg.val_every == 0) or (cfg.val_every is None and end_of_epoch) or last
-        if (last or validate or step % cfg.log_every == 0 or step % cfg.image_every == 0
-                or step % cfg.checkpoint_every == 0 or self.stopped_early):
+        checkpoint = step % cfg.checkpoint_every == 0 or last
+        if log or image or validate or checkpoint:
             self.raise_if_not_finite()
             self._shown_loss = float(loss)
-        if step % cfg.log_every == 0 or last:
+        if log:
             now = time.perf_counter()
             since, self._last_log = self._last_log, (now, step)
             speed = (step - since[1]) * cfg.data.batch_size * self.dist.world_size / max(now - since[0], 1e-9)
@@ -287,11 +288,11 @@ class Trainer:
                                   # GradScaler's scale: one that keeps falling means overflowing, skipped steps
                                   **({'amp/scale': self.scaler.get_scale()} if self.amp else {})})
         report.progress(step, self._shown_loss, lr)
-        if step % cfg.image_every == 0:
+        if image:
             report.images(step, out, batch, getattr(self.objective, 'last_maps', None))
         if validate:
-            self.validate(report)
-        if step % cfg.checkpoint_every == 0 or last or self.stopped_early:
+            self.validate(report)     # may stop early: then the state is saved now
+        if checkpoint or self.stopped_early:
             self.save('last.pt')
 
     def save(self, name: str) -> None:
