@@ -17,7 +17,8 @@ Paths, each the code DepthEstimator runs (xd_rcdepth_core.backends):
           torch channels_last fp32, torch channels_last bf16 autocast, torch.compile (opt-in),
           onnxruntime fp32 (CPU execution provider), onnxruntime int8 (student: the accuracy-gated
           int8 export of backends/int8.py; its gate result is in the row), openvino fp32 / int8
-          (when the optional openvino package is installed)
+          (when the optional openvino package is installed; int8 as the backend runs it -- float parts
+          in bf16 where the CPU has native bf16 and the gate passed that -- and with them in f32)
     CUDA  torch eager fp32, channels_last fp32, fp32 + CUDA graphs, fp16 autocast, fp16 + CUDA graphs, torch.compile
           (opt-in), onnxruntime fp32 / fp16 where the CUDA execution provider is installed,
           tensorrt fp32 / fp16 where ONNX Runtime has the TensorRT execution provider
@@ -104,6 +105,7 @@ class InferencePath:
     options: TorchOptions = TorchOptions(channels_last=False)
     peak: str = 'fp32'                 # which matmul peak is its floor
     models: tuple | None = None        # None = every model
+    float_precision: str | None = None  # openvino: f32 / bf16 arithmetic (None: the backend decides)
 
 
 def inference_paths(device: torch.device, compile_models: tuple) -> list:
@@ -117,6 +119,8 @@ def inference_paths(device: torch.device, compile_models: tuple) -> list:
                   InferencePath('onnxruntime int8', 'onnxruntime', 'int8', models=(STUDENT,)),
                   InferencePath('openvino fp32', 'openvino'),
                   InferencePath('openvino int8', 'openvino', 'int8', models=(STUDENT,)),
+                  InferencePath('openvino int8, float parts f32', 'openvino', 'int8', models=(STUDENT,),
+                                float_precision='f32'),
                   InferencePath('torch no_grad fp32', 'torch-no_grad', models=light)]
     else:
         # fp32 + CUDA graphs is what backend auto runs on CUDA at fp32: timed so the choice is checked
@@ -245,7 +249,7 @@ def make_runner(path: InferencePath, model, device, onnx_file, cache_dir: Path):
         return OnnxRuntimeBackend(onnx_file, device, threads=torch.get_num_threads(),
                                   tensorrt=path.backend == 'tensorrt', engine_cache=cache_dir / 'tensorrt')
     if path.backend == 'openvino':
-        return OpenVinoBackend(onnx_file, device, threads=torch.get_num_threads())
+        return OpenVinoBackend(onnx_file, device, threads=torch.get_num_threads(), float_precision=path.float_precision)
     return TorchBackend(model, device, path.precision, path.options)
 
 

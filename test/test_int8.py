@@ -4,6 +4,7 @@ the fp32 on-the-fly export). Everything runs the shipped checkpoint at 64x96 wit
 wiring, not the accuracy, which benchmarks/latency.py measures at 448x800 (benchmarks/README.md)."""
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,8 +13,8 @@ import pytest
 import torch
 
 from xd_rcdepth_core import export
-from xd_rcdepth_core.backends.int8 import Int8GateError, Int8Settings, synthetic_frames
-from xd_rcdepth_core.backends.openvino_backend import openvino_available
+from xd_rcdepth_core.backends.int8 import Int8GateError, Int8Settings, describe_gate, synthetic_frames
+from xd_rcdepth_core.backends.openvino_backend import OpenVinoBackend, cpu_has_bf16, openvino_available
 from xd_rcdepth_core.backends.ort_backend import OnnxRuntimeBackend
 from xd_rcdepth_core.backends.verify import synthetic_inputs
 from xd_rcdepth_core.export import ExportSpec, export_int8
@@ -89,11 +90,24 @@ def test_int8_export_is_quantised_gated_and_recorded(shipped, fp32_file, tmp_pat
     assert {'QuantizeLinear', 'DequantizeLinear', 'Conv'} <= ops and set(meta['ops']) == ops
     assert any(t.data_type == onnx.TensorProto.INT8 for t in proto.graph.initializer)
     assert meta['tensorrt_unsupported'] == []
+    # The gate also measured the float parts in bf16 where OpenVINO runs them so (the bound is the same).
+    bf16 = gate['openvino_bf16']
+    if not openvino_available():
+        assert bf16 == {'measured': False, 'why': 'openvino not installed where the file was made'}
+    elif not cpu_has_bf16():
+        assert bf16 == {'measured': False, 'why': 'no native bf16 on the CPU the file was made on'}
+    else:
+        assert bf16['measured'] and np.isfinite(bf16['mae_m'])
+        assert bf16['mae_increase'] == pytest.approx(bf16['mae_m'] / gate['mae_fp32_m'] - 1)
+        assert bf16['passed'] == (bf16['mae_increase'] <= SMALL.max_mae_increase)
+        assert 'float parts in bf16 (OpenVINO)' in describe_gate(gate)
     # Left in float: the groups asked for (here the depth head) keep float weights.
-    kept, _ = export_int8(shipped, tmp_path / 'kept.onnx', SPEC, replace(SMALL, keep_fp32=('depth_head',)),
-                          fp32_path=fp32_file)
+    kept, kept_gate = export_int8(shipped, tmp_path / 'kept.onnx', SPEC, replace(SMALL, keep_fp32=('depth_head',)),
+                                  fp32_path=fp32_file)
     assert read_metadata(kept)['int8']['fp32_nodes_kept'] == ['/model/decoder/head/Conv']
     assert read_metadata(kept)['int8']['fp32_convolutions'] == 1
+    if openvino_available() and cpu_has_bf16():   # quantised FiLM: OpenVINO cannot compile it; the file stands
+        assert not kept_gate['openvino_bf16']['measured'] and 'cannot compile' in kept_gate['openvino_bf16']['why']
     # It runs at another size too (dynamic), giving finite depth in range.
     image, radar = synthetic_inputs(shipped, 96, 160)
     depth = OnnxRuntimeBackend(path, torch.device('cpu'))(image, radar)
@@ -158,6 +172,47 @@ def test_openvino_runs_the_int8_file(shipped, cache_dir):
     a, b = est.predict(frame).depth, ort.predict(frame).depth
     assert est.backend_info['backend'] == 'openvino' and np.isfinite(a).all()
     assert np.median(np.abs(a - b) / b) < 0.05       # two int8 runtimes: the same quantised model
+    # Its float parts: bf16 where the CPU has it natively and the gate passed it, else f32; as compiled.
+    check = read_metadata(int8_file)['accuracy_gate']['openvino_bf16']
+    expected = 'bf16' if cpu_has_bf16() and check['measured'] and check['passed'] else 'f32'
+    backend = est.backend
+    assert backend.float_precision == est.backend_info['float_precision'] == expected
+    compiled = next(iter(backend._compiled.values()))[0]
+    assert compiled.get_property('INFERENCE_PRECISION_HINT').get_type_name() == expected
+    f32 = OpenVinoBackend(int8_file, 'cpu', 1, float_precision='f32')
+    image, radar = synthetic_inputs(shipped, H, W)
+    x, y = backend.infer(image.numpy(), radar.numpy()), f32.infer(image.numpy(), radar.numpy())
+    assert np.median(np.abs(x - y) / y) < 0.05, 'bf16 float parts far from f32'   # a step of the int8 output is ~2 %
+
+
+@pytest.mark.parametrize('check, cpu_bf16, expected, why', [
+    ({'measured': True, 'passed': True, 'mae_increase': 0.001, 'mae_m': 1.0}, True, 'bf16', r'run bf16 .*\+0\.10 %'),
+    ({'measured': True, 'passed': False, 'mae_increase': 0.2, 'mae_m': 1.0}, True, 'f32',
+     r'\+20\.00 % .*over the gate'),
+    ({'measured': False, 'why': 'openvino not installed where the file was made'}, True, 'f32',
+     'did not measure them in bf16 \\(openvino not installed'),
+    (None, True, 'f32', 'made before that check existed'),
+    ({'measured': True, 'passed': True, 'mae_increase': 0.001, 'mae_m': 1.0}, False, 'f32', 'no native bf16'),
+])
+def test_openvino_float_parts_follow_the_gate_and_the_cpu(cache_dir, fp32_file, tmp_path, monkeypatch, check,
+                                                          cpu_bf16, expected, why):
+    pytest.importorskip('openvino', reason='openvino is installed by make test (requirements.txt)')
+    from xd_rcdepth_core.backends import openvino_backend
+    int8_file = sorted(cache_dir.glob('*int8*.onnx'))[0]
+    meta = read_metadata(int8_file)
+    if check is None:
+        meta['accuracy_gate'].pop('openvino_bf16', None)
+    else:
+        meta['accuracy_gate']['openvino_bf16'] = check
+    copy = tmp_path / 'copy.onnx'
+    copy.write_bytes(int8_file.read_bytes())
+    export._set_onnx_metadata(copy, meta)
+    # Whether the CPU has bf16 is the host's; the decision on each answer is what is tested here.
+    monkeypatch.setattr(openvino_backend, 'cpu_has_bf16', lambda core=None: cpu_bf16)
+    backend = OpenVinoBackend(copy, 'cpu', 1)
+    assert backend.float_precision == expected and backend.config['INFERENCE_PRECISION_HINT'] == expected
+    assert re.search(why, backend.info['float_precision_reason'])
+    assert OpenVinoBackend(fp32_file, 'cpu', 1).float_precision == 'f32', 'precision fp32 runs f32 arithmetic'
 
 
 # ----------------------------------------------------------------------------- the command

@@ -47,6 +47,7 @@ import torch
 import torch.nn as nn
 
 from .backends.int8 import Int8Settings, accuracy_gate, quantize
+from .backends.openvino_backend import cpu_has_bf16, openvino_available
 from .backends.verify import verify_export
 from .conventions import InputConventions
 from .exported import DEFAULT_OPSET, FORMATS, INPUT_NAMES, METADATA_FILE, OUTPUT_NAMES, default_cache_dir, metadata
@@ -324,16 +325,26 @@ def cached_int8_export(model: nn.Module, spec: ExportSpec, settings: Int8Setting
                        conventions: InputConventions | None = None) -> Path:
     """Path of ``model``'s int8 file under ``cache_dir``, made (fp32 export from the same cache,
     quantisation, gate) only when not there yet; keyed by the weights' fingerprint, the export and
-    int8 settings, the input conventions and the onnxruntime version."""
+    int8 settings, the input conventions, the onnxruntime version, and what the gate's OpenVINO bf16
+    check can measure here (the openvino version and whether this CPU has native bf16)."""
     import onnxruntime
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     conventions = conventions or InputConventions()
-    key = cache_key(model, spec, settings, conventions.to_dict(), {'onnxruntime': onnxruntime.__version__})
+    key = cache_key(model, spec, settings, conventions.to_dict(), {'onnxruntime': onnxruntime.__version__},
+                    openvino_bf16_key())
     path = cache_dir / f'{model.model_name}-int8-{key}.onnx'
     if not path.is_file():
         fp32 = cached_export(model, spec, cache_dir)
         export_int8(model, path, spec, settings, conventions, {'cache_key': key}, fp32_path=fp32)
     return path
+
+
+def openvino_bf16_key() -> dict:
+    """What decides whether an int8 gate can measure OpenVINO's bf16 float parts here (cache key part)."""
+    if not openvino_available():
+        return {'openvino': None}
+    import openvino
+    return {'openvino': openvino.__version__, 'cpu_bf16': cpu_has_bf16()}
 
 
 def cached_export(model: nn.Module, spec: ExportSpec, cache_dir=None, verify: bool = True) -> Path:

@@ -57,7 +57,9 @@ PARAMETERS = (
     Param('precision', 'fp32', 'fp32; fp16 (CUDA only: autocast, or an fp16 ONNX export); bf16 (torch backend: '
           'bf16 autocast, for CPUs with AVX512-BF16/AMX); int8 (CPU, backend auto, onnxruntime or openvino: '
           'the checkpoint statically quantised on synthetic frames and accepted only if its MAE at 80 m is '
-          'at most 3 % worse than fp32; made once, a minute or more, and cached).', read_only=True,
+          'at most 3 % worse than fp32; made once, a minute or more, and cached; in OpenVINO its float layers '
+          'run bf16 where the CPU has native bf16 and the gate passed that; the setting for depth at a 12 Hz '
+          "camera's rate on a small CPU).", read_only=True,
           choices=('fp32', 'fp16', 'bf16', 'int8')),
     Param('backend', 'auto', 'Inference backend: auto (the fastest installed for device and precision: on a CPU '
           'onnxruntime, for int8 openvino when installed; on CUDA TensorRT, else torch with CUDA graphs; the '

@@ -10,8 +10,10 @@ benchmarks/README.md):
            not a candidate.
     int8   (only when precision int8 is asked: int8 changes the depth, within the export's accuracy
            gate) the int8 file of backends/int8.py in OpenVINO when that optional package is
-           installed (1.9x ONNX Runtime fp32 on that CPU, against 1.2x for the same file in ONNX
-           Runtime, whose int8 kernels gain less without VNNI), else in ONNX Runtime.
+           installed (1.9x ONNX Runtime fp32 on an AVX2 CPU, against 1.2x for the same file in ONNX
+           Runtime, whose int8 kernels gain less without VNNI; 2.7x on an AVX512-BF16 CPU, where
+           OpenVINO runs the file's float layers in bf16 when its gate passed that), else in ONNX
+           Runtime.
     bf16   torch (bf16 autocast is a torch path).
     Without onnxruntime: torch, saying so.
 CUDA (one run so far, benchmarks/latency.py on an NVIDIA H200 with torch 2.11 and no GPU build of
@@ -38,7 +40,8 @@ from .ort_backend import available_providers
 
 CPU_FP32_NOTE = ('measured 2.2x torch eager for the student on an idle 2-core CPU, same depth within 1e-4 m; '
                  'OpenVINO fp32 was not reliably faster')
-CPU_INT8_NOTE = 'the int8 file in OpenVINO ran 1.9x ONNX Runtime fp32, in ONNX Runtime 1.2x (benchmarks/README.md)'
+CPU_INT8_NOTE = ('the int8 file in OpenVINO ran 1.9x ONNX Runtime fp32 (2.7x with its float layers in bf16 '
+                 'on a CPU with native bf16), in ONNX Runtime 1.2x (benchmarks/README.md)')
 CUDA_ORDER = ('tensorrt', 'torch-cuda-graphs', 'onnxruntime')
 CUDA_NOTE = ('CUDA order: fp16 + CUDA graphs measured 2.8x torch eager fp32 on an H200 at 448x800 (fp32 + graphs '
              'not timed yet); tensorrt and onnxruntime CUDA not measured, their rank a prior')

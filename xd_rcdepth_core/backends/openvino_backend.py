@@ -5,6 +5,14 @@ with its own int8 kernels). fp32 is asked for explicitly (INFERENCE_PRECISION_HI
 AMX or AVX512-BF16 OpenVINO would otherwise run bf16, which is not what precision fp32 promises.
 Latency mode, one stream, ``threads`` inference threads.
 
+The float parts of an int8 file (the layers its quantisation keeps in float: the radar encoder's
+high-resolution blocks, FiLM, the decoder's last two blocks) run in bf16 where the CPU computes bf16
+natively (OpenVINO reports BF16: AVX512-BF16 or AMX) and the file's accuracy gate measured that
+combination within its bound (backends/int8.py records it as ``openvino_bf16``); otherwise in f32.
+On the 2-core AVX512-BF16 host at 448x800 that took the int8 student from 73 to 53 ms a frame, its
+MAE at 80 m within 0.2 % of the f32 float parts on 72 held-out frames (benchmarks/README.md). A
+file whose gate did not measure it (made without OpenVINO, or on a CPU without bf16) runs f32.
+
 Shapes: a dynamic export is compiled for each input size it meets (the first frame at a size pays
 the compile, ~1 s for the student; a camera's size never changes), padded to a multiple of 32 as
 the ONNX Runtime backend does. OpenVINO's GPU plugin drives Intel GPUs, not CUDA devices: this
@@ -41,7 +49,9 @@ def require_openvino():
 class OpenVinoBackend:
     name = 'openvino'
 
-    def __init__(self, onnx_path, device='cpu', threads: int | None = None):
+    def __init__(self, onnx_path, device='cpu', threads: int | None = None, float_precision: str | None = None):
+        """``float_precision``: 'f32' or 'bf16' for the file's float arithmetic; None decides by the
+        file (module docstring): f32 for an fp32 file, bf16 for an int8 file whose gate passed it here."""
         ov = require_openvino()
         if device_type(device) != 'cpu':
             raise ValueError(f'backend openvino runs on the CPU (its GPU plugin is for Intel GPUs), not {device}: '
@@ -55,7 +65,14 @@ class OpenVinoBackend:
             raise ValueError(f'{self.path.name} is an fp16 export: backend openvino runs fp32 or int8 files on the CPU')
         self.core = ov.Core()
         self.model = self.core.read_model(str(self.path))
-        self.config = {'INFERENCE_PRECISION_HINT': 'f32', 'PERFORMANCE_HINT': 'LATENCY', 'NUM_STREAMS': '1'}
+        if float_precision not in (None, 'f32', 'bf16'):
+            raise ValueError(f"OpenVINO float precision '{float_precision}': use f32 or bf16")
+        if float_precision is None:
+            float_precision, self.float_reason = self._float_precision()
+        else:
+            self.float_reason = 'asked for'
+        self.float_precision = float_precision
+        self.config = {'INFERENCE_PRECISION_HINT': float_precision, 'PERFORMANCE_HINT': 'LATENCY', 'NUM_STREAMS': '1'}
         if threads:
             self.config['INFERENCE_NUM_THREADS'] = str(int(threads))
         self.input_size = tuple(self.meta['input_size']) if self.meta.get('input_size') else None
@@ -76,7 +93,24 @@ class OpenVinoBackend:
     def info(self) -> dict:
         return {'backend': self.name, 'device': str(self.device), 'precision': self.precision,
                 'onnx': str(self.path), 'dynamic': self.input_size is None, 'openvino': self.version,
-                'threads': self.threads or 'openvino default'}
+                'threads': self.threads or 'openvino default', 'float_precision': self.float_precision,
+                'float_precision_reason': self.float_reason}
+
+    def _float_precision(self) -> tuple:
+        """('f32' | 'bf16', why) for this file on this CPU."""
+        if self.precision != 'int8':
+            return 'f32', f'precision {self.precision} runs f32 arithmetic'
+        if not cpu_has_bf16(self.core):
+            return 'f32', 'the int8 file\'s float parts run f32: this CPU has no native bf16'
+        check = (self.meta.get('accuracy_gate') or {}).get('openvino_bf16') or {}
+        if not check.get('measured'):
+            return 'f32', ('the int8 file\'s float parts run f32: its accuracy gate did not measure them in bf16 '
+                           f"({check.get('why', 'made before that check existed')})")
+        if not check.get('passed'):
+            return 'f32', (f"the int8 file's float parts run f32: in bf16 its MAE at 80 m moved "
+                           f"{100 * check['mae_increase']:+.2f} % from fp32, over the gate")
+        return 'bf16', (f"the int8 file's float parts run bf16 (native on this CPU; its accuracy gate measured "
+                        f"{100 * check['mae_increase']:+.2f} % MAE at 80 m from fp32)")
 
     def _request(self, shape_image, shape_radar):
         key = (tuple(shape_image), tuple(shape_radar))
@@ -102,6 +136,16 @@ class OpenVinoBackend:
     def release(self) -> None:
         self._compiled.clear()
         self.model = None
+
+
+def cpu_has_bf16(core=None) -> bool:
+    """True when OpenVINO's CPU plugin computes bf16 natively here (AVX512-BF16 or AMX)."""
+    if core is None:
+        core = require_openvino().Core()
+    try:
+        return 'BF16' in core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES')
+    except RuntimeError:
+        return False
 
 
 def _first_line(exc: Exception) -> str:
