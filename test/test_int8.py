@@ -178,6 +178,13 @@ def test_openvino_runs_the_int8_file(shipped, cache_dir):
     backend = est.backend
     assert backend.float_precision == est.backend_info['float_precision'] == expected
     assert backend.config['INFERENCE_PRECISION_HINT'] == expected
+    # A second backend of the same file alive beside it, as a benchmark holds them: the same numbers,
+    # within a step of the int8 output (~2 % here).
+    f32 = OpenVinoBackend(int8_file, 'cpu', 1, float_precision='f32')
+    image, radar = synthetic_inputs(shipped, H, W)
+    x, y = backend.infer(image.numpy(), radar.numpy()), f32.infer(image.numpy(), radar.numpy())
+    assert np.median(np.abs(x - y) / y) < 0.05, 'bf16 float parts far from f32'
+    assert f32.core is backend.core, 'one openvino.Core per process'
 
 
 @pytest.mark.parametrize('check, cpu_bf16, expected, why', [

@@ -63,7 +63,7 @@ class OpenVinoBackend:
         self.precision = self.meta.get('precision', 'fp32')
         if self.precision == 'fp16':
             raise ValueError(f'{self.path.name} is an fp16 export: backend openvino runs fp32 or int8 files on the CPU')
-        self.core = ov.Core()
+        self.core = shared_core()
         self.model = self.core.read_model(str(self.path))
         if float_precision not in (None, 'f32', 'bf16'):
             raise ValueError(f"OpenVINO float precision '{float_precision}': use f32 or bf16")
@@ -138,12 +138,23 @@ class OpenVinoBackend:
         self.model = None
 
 
+_CORE = None
+
+
+def shared_core():
+    """The process's one openvino.Core (OpenVINO's advice: one per application). A Core per backend,
+    destroyed with it while another backend's compiled model of the same file was alive, crashed the
+    process later (a segfault in unrelated Python code, reproducible in the test suite)."""
+    global _CORE
+    if _CORE is None:
+        _CORE = require_openvino().Core()
+    return _CORE
+
+
 def cpu_has_bf16(core=None) -> bool:
     """True when OpenVINO's CPU plugin computes bf16 natively here (AVX512-BF16 or AMX)."""
-    if core is None:
-        core = require_openvino().Core()
     try:
-        return 'BF16' in core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES')
+        return 'BF16' in (core or shared_core()).get_property('CPU', 'OPTIMIZATION_CAPABILITIES')
     except RuntimeError:
         return False
 
