@@ -186,8 +186,10 @@ class BagPlayer:
                     break
                 time.sleep(min(period, due - now))
                 if self._clock_pub is not None and time.monotonic() < due:
+                    # Capped at the message's own time: the clock read above may be just short of `due`
+                    # and the one here just past it, which put /clock ahead of the next message.
                     elapsed = time.monotonic() - start - paused
-                    self.publish_clock(t0 + int(max(elapsed, 0.0) * self.rate * 1e9))
+                    self.publish_clock(min(t_ns, t0 + int(max(elapsed, 0.0) * self.rate * 1e9)))
             self.stats.max_late_ms = max(self.stats.max_late_ms, 1e3 * (time.monotonic() - due))
             self.publish_clock(t_ns)
             self._pubs[conn.topic].publish(bytes(raw))
