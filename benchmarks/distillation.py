@@ -386,6 +386,7 @@ def run_one(out: Path, name: str, runs: list, cache: Path, common: list, plan: d
         build_teacher_targets(out, {v for _, v, _ in runs}, common, plan, log)
         return 0
     if name == 'teacher':
+        variant = 'teacher'
         summary = train_teacher(out, common, plan, log, teacher_minutes)
     else:
         match = [r for r in runs if r[0] == name]
@@ -399,8 +400,7 @@ def run_one(out: Path, name: str, runs: list, cache: Path, common: list, plan: d
     if summary is None:
         return 1
     evaluate_run(out / 'runs' / name, cache)
-    row = name.rpartition('_s')[0]
-    if row in CALIBRATION_ROWS:
+    if variant in CALIBRATION_ROWS:
         calibration_curve(out / 'runs' / name, cache)
     log(f'{name}: done, evaluated')
     return 0

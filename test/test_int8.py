@@ -210,7 +210,7 @@ def test_openvino_float_parts_follow_the_gate_and_the_cpu(cache_dir, fp32_file, 
     copy.write_bytes(int8_file.read_bytes())
     export._set_onnx_metadata(copy, meta)
     # Whether the CPU has bf16 is the host's; the decision on each answer is what is tested here.
-    monkeypatch.setattr(openvino_backend, 'cpu_has_bf16', lambda core=None: cpu_bf16)
+    monkeypatch.setattr(openvino_backend, 'cpu_has_bf16', lambda: cpu_bf16)
     backend = OpenVinoBackend(copy, 'cpu', 1)
     assert backend.float_precision == expected and backend.config['INFERENCE_PRECISION_HINT'] == expected
     assert re.search(why, backend.info['float_precision_reason'])

@@ -20,6 +20,7 @@ backend runs on the CPU only.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -100,7 +101,7 @@ class OpenVinoBackend:
         """('f32' | 'bf16', why) for this file on this CPU."""
         if self.precision != 'int8':
             return 'f32', f'precision {self.precision} runs f32 arithmetic'
-        if not cpu_has_bf16(self.core):
+        if not cpu_has_bf16():
             return 'f32', 'the int8 file\'s float parts run f32: this CPU has no native bf16'
         check = (self.meta.get('accuracy_gate') or {}).get('openvino_bf16') or {}
         if not check.get('measured'):
@@ -151,10 +152,12 @@ def shared_core():
     return _CORE
 
 
-def cpu_has_bf16(core=None) -> bool:
-    """True when OpenVINO's CPU plugin computes bf16 natively here (AVX512-BF16 or AMX)."""
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """True when OpenVINO's CPU plugin computes bf16 natively here (AVX512-BF16 or AMX); asked once
+    (the int8 cache key, the gate and every backend want it, and the CPU does not change)."""
     try:
-        return 'BF16' in (core or shared_core()).get_property('CPU', 'OPTIMIZATION_CAPABILITIES')
+        return 'BF16' in shared_core().get_property('CPU', 'OPTIMIZATION_CAPABILITIES')
     except RuntimeError:
         return False
 

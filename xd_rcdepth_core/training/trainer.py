@@ -112,6 +112,7 @@ class Trainer:
         self.step, self.best, self.last_val = 0, {}, None
         self._unchecked = None      # (step, finite?, loss, terms) of the last step, not yet read (train_step)
         self._shown_loss = None     # the loss of the last checked step, for the progress bar
+        self._fit_started = None    # perf_counter() at fit()'s start, for max_minutes
         # early stopping: {'value', 'step'} of the last improvement > min_delta, 'stale' validations since
         self.plateau = {}
         if resume:
@@ -339,7 +340,7 @@ class Trainer:
 
     def _check_time_budget(self) -> None:
         """max_minutes: stop at this validation once the budget of this fit() is spent."""
-        cfg, started = self.config, getattr(self, '_fit_started', None)
+        cfg, started = self.config, self._fit_started
         if cfg.max_minutes is None or started is None or self.stopped_early:
             return
         minutes = (time.perf_counter() - started) / 60
