@@ -126,3 +126,21 @@ def test_info_model_json_reports_parameters():
     bad = subprocess.run([str(exe), 'info', '--model', 'nosuchnet', '--json'], capture_output=True, text=True,
                          timeout=300)
     assert bad.returncode == 2 and 'nosuchnet' in bad.stderr and 'Traceback' not in bad.stderr
+
+
+def test_host_inputs_equal_the_tensor_inputs(frame):
+    """prepare_host_inputs (what ONNX files on the CPU get: the node's OnnxEstimator, DepthEstimator with
+    an exported backend) makes the same numbers as the torch path, and its per-plane normalisation is
+    the formula's, bit for bit, also of a non-contiguous image."""
+    from xd_rcdepth_core.config import IMAGENET_MEAN, IMAGENET_STD
+    from xd_rcdepth_core.inputs import normalised_chw, prepare_host_inputs, prepare_inputs
+    image, radar, _ = prepare_host_inputs(frame, (64, 96))
+    image_t, radar_t, _ = prepare_inputs(frame, (64, 96), torch.device('cpu'))
+    assert image.shape == (1, 3, 64, 96) and image.dtype == np.float32 and image.flags['C_CONTIGUOUS']
+    np.testing.assert_allclose(image, image_t.numpy(), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(radar, radar_t.numpy())
+    flipped = frame.image[:, ::-1]            # a strided view, as a bgr8 -> rgb conversion may give
+    mean, std = np.asarray(IMAGENET_MEAN), np.asarray(IMAGENET_STD)
+    formula = ((flipped.astype(np.float32) * (1 / (255 * std)).astype(np.float32))
+               + (-mean / std).astype(np.float32)).transpose(2, 0, 1)[None]
+    np.testing.assert_array_equal(normalised_chw(flipped), formula)

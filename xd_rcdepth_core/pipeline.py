@@ -37,7 +37,7 @@ from .devices import resolve_device
 from .distill.saliency import TAP_LAYERS, grad_cam, normalise_map, saliency_target
 from .export import ExportSpec, cached_export, cached_int8_export, default_cache_dir
 from .exported import read_metadata
-from .inputs import DepthResult, checked_run_options, finish_depth, prepare_inputs, stage_timings
+from .inputs import DepthResult, checked_run_options, finish_depth, prepare_host_inputs, prepare_inputs, stage_timings
 from .models.checkpoint import load_model
 from .models.fingerprint import model_fingerprint
 from .radar import RadarEncodingConfig
@@ -217,6 +217,11 @@ class DepthEstimator:
     # -- steps -------------------------------------------------------------------------------
     def prepare(self, frame):
         """Network inputs of a Frame: (image tensor 1x3xhxw normalised, radar tensor 1x4xhxw, stats)."""
+        if self.backend is not self.torch and self.device.type == 'cpu':
+            # An ONNX file on the CPU takes contiguous NCHW host arrays: make them so directly (as
+            # OnnxEstimator, which the node serves with) rather than as channels_last tensors it would copy.
+            image, radar, stats = prepare_host_inputs(frame, self.input_size, self.radar_config, self.conventions)
+            return torch.from_numpy(image), torch.from_numpy(radar), stats
         return prepare_inputs(frame, self.input_size, self.device, self.radar_config, self.conventions)
 
     def _finish(self, depth_t: torch.Tensor, height: int, width: int) -> np.ndarray:
