@@ -72,7 +72,14 @@ from xd_rcdepth_core.backends.ort_backend import (
 from xd_rcdepth_core.conventions import InputConventions
 from xd_rcdepth_core.export import ExportSpec, cached_export, cached_int8_export
 from xd_rcdepth_core.exported import read_metadata
-from xd_rcdepth_core.inputs import finish_depth, normalise_image, prepare_inputs, radar_image, resize_frame_inputs
+from xd_rcdepth_core.inputs import (
+    finish_depth,
+    normalise_image,
+    normalised_chw,
+    prepare_inputs,
+    radar_image,
+    resize_frame_inputs,
+)
 from xd_rcdepth_core.models import build_model
 from xd_rcdepth_core.models.checkpoint import load_model
 from xd_rcdepth_core.models.summary import model_summary
@@ -410,7 +417,9 @@ def bench_processing(size, device, repeats: int = 20) -> dict:
     depth = finish_depth(depth_t, height, width, 100.0)
     steps = {
         'radar projection + encoding': lambda: radar_image(frame, K, h, w),
-        'image normalisation': lambda: normalise_image(image, device),
+        # On the CPU every fast path serves an ONNX file, which takes host NCHW arrays (inputs.normalised_chw).
+        'image normalisation': ((lambda: normalised_chw(image)) if device.type == 'cpu'
+                                else (lambda: normalise_image(image, device))),
         'finish (to numpy, NaN mask)': lambda: finish_depth(depth_t, height, width, 100.0),
         'colourise (viz.colorize_depth)': lambda: viz.colorize_depth(depth, max_depth=80.0),
     }
