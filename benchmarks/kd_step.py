@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from xd_rcdepth_core.devices import resolve_device  # noqa: E402
 from xd_rcdepth_core.distill import losses  # noqa: E402
+from xd_rcdepth_core.distill.grouped_conv import pytorch_grouped_conv_grads  # noqa: E402
 from xd_rcdepth_core.models import build_model  # noqa: E402
 from xd_rcdepth_core.training import load_config  # noqa: E402
 from xd_rcdepth_core.training.objectives import make_objective  # noqa: E402
@@ -45,18 +46,6 @@ def make_batch(batch: int, height: int, width: int, device) -> dict:
             'depth_interp': depth.to(device), 'depth_sparse': (depth * hit).to(device)}
 
 
-@contextlib.contextmanager
-def per_group_double_backward(on: bool):
-    """PyTorch's own double backward of grouped convolutions instead of distill/grouped_conv.py."""
-    swap = losses.fast_grouped_conv_grads
-    if on:
-        losses.fast_grouped_conv_grads = lambda model: contextlib.nullcontext()
-    try:
-        yield
-    finally:
-        losses.fast_grouped_conv_grads = swap
-
-
 def time_step(kd: str, fast: bool, teacher, batch: dict, device, steps: int) -> list:
     torch.manual_seed(0)
     student = build_model('xd_rcdepth', init_depth=12.0).to(device).train()
@@ -67,7 +56,7 @@ def time_step(kd: str, fast: bool, teacher, batch: dict, device, steps: int) -> 
     batch = {**batch, 'teacher_depth': t_out['depth'], 'teacher_maps': t_maps}
     sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
     times = []
-    with per_group_double_backward(not fast):
+    with contextlib.nullcontext() if fast else pytorch_grouped_conv_grads():
         for i in range(3 + steps):
             sync()
             start = time.perf_counter()

@@ -305,20 +305,16 @@ def test_student_xkd_gradients_unchanged_with_a_fraction_of_the_convolutions(stu
     from torch.profiler import ProfilerActivity, profile
 
     from xd_rcdepth_core.distill import losses
+    from xd_rcdepth_core.distill.grouped_conv import pytorch_grouped_conv_grads
     torch.manual_seed(1)
     image, radar = torch.randn(2, 3, 32, 64), torch.rand(2, 4, 32, 64) * (torch.rand(2, 1, 32, 64) < 0.1)
     teacher_maps = {k: torch.rand_like(v) for k, v in losses.student_saliency(student, image, radar).items()}
 
     def grads_and_calls(fast):
         student.zero_grad()
-        swap = losses.fast_grouped_conv_grads
-        if not fast:
-            losses.fast_grouped_conv_grads = lambda model: contextlib.nullcontext()
-        try:
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
-                losses.xkd_loss(losses.student_saliency(student, image, radar), teacher_maps)[0].backward()
-        finally:
-            losses.fast_grouped_conv_grads = swap
+        with (contextlib.nullcontext() if fast else pytorch_grouped_conv_grads()), \
+                profile(activities=[ProfilerActivity.CPU]) as prof:
+            losses.xkd_loss(losses.student_saliency(student, image, radar), teacher_maps)[0].backward()
         calls = sum(e.count for e in prof.key_averages() if e.key == 'aten::convolution')
         return {n: p.grad.clone() for n, p in student.named_parameters() if p.grad is not None}, calls
     (slow, slow_calls), (fast, fast_calls) = grads_and_calls(False), grads_and_calls(True)

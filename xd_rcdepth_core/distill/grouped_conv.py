@@ -61,11 +61,31 @@ def _swappable(module: nn.Module) -> bool:
             and not isinstance(module.padding, str))
 
 
+_PYTORCH_ONLY = 0   # > 0 inside pytorch_grouped_conv_grads blocks
+
+
+@contextlib.contextmanager
+def pytorch_grouped_conv_grads():
+    """Within the block fast_grouped_conv_grads changes nothing: PyTorch's own double backward (one
+    convolution per group), for the benchmark and the tests that compare the two paths."""
+    global _PYTORCH_ONLY
+    _PYTORCH_ONLY += 1
+    try:
+        yield
+    finally:
+        _PYTORCH_ONLY -= 1
+
+
+def fast_path_enabled() -> bool:
+    """False inside a pytorch_grouped_conv_grads block."""
+    return _PYTORCH_ONLY == 0
+
+
 @contextlib.contextmanager
 def fast_grouped_conv_grads(model: nn.Module):
     """Within the block, the model's grouped convolutions are differentiated twice in one kernel per
     layer (see the module docstring). Outside it the model is untouched (export, inference)."""
-    swapped = [m for m in model.modules() if _swappable(m)]
+    swapped = [m for m in model.modules() if _swappable(m)] if fast_path_enabled() else []
     for m in swapped:
         m.forward = (lambda x, m=m: _GroupedConv2d.apply(x, m.weight, m.bias, m.stride, m.padding, m.dilation,
                                                          m.groups))
