@@ -111,3 +111,20 @@ def test_accumulate_sweeps_compensates_ego_motion():
     np.testing.assert_allclose(pts[:, 4], [0.5, 0.0])
     with pytest.raises(ValueError, match='at least one sweep'):
         accumulate_sweeps([], np.eye(4))
+
+
+def test_channels_first_is_the_same_image_transposed():
+    """The layout ONNX files take, written directly: equal to the H x W x C image transposed, with
+    collisions and the vertical extension, and for an empty cloud."""
+    rng = np.random.default_rng(3)
+    pts = np.column_stack([rng.uniform(-3, 3, 40), rng.uniform(-1, 1, 40), rng.uniform(2, 30, 40)])
+    pts[5] = pts[4] * 1.5                            # the same ray, farther: a collision
+    feats = rng.normal(size=(40, 3))
+    for cfg in (RadarEncodingConfig(), RadarEncodingConfig(vertical_extension_m=(0.5, 1.0))):
+        hwc, a = encode_radar(pts, feats, K, 80, 100, cfg)
+        chw, b = encode_radar(pts, feats, K, 80, 100, cfg, channels_first=True)
+        assert chw.shape == (4, 80, 100) and chw.flags['C_CONTIGUOUS']
+        np.testing.assert_array_equal(chw, hwc.transpose(2, 0, 1))
+        assert a == b and a.pixels > 10 and a.collisions >= 1
+    empty, _ = encode_radar(np.zeros((0, 3)), np.zeros((0, 3)), K, 80, 100, channels_first=True)
+    assert empty.shape == (4, 80, 100) and not empty.any()

@@ -66,10 +66,12 @@ def resize_frame_inputs(frame, input_size):
     return image, K, h, w
 
 
-def radar_image(frame, K, h, w, radar_config: RadarEncodingConfig = RadarEncodingConfig()):
-    """(h x w x C float32 radar image, stats): projection and encoding of the frame's radar."""
+def radar_image(frame, K, h, w, radar_config: RadarEncodingConfig = RadarEncodingConfig(),
+                channels_first: bool = False):
+    """(h x w x C float32 radar image, or C x h x w with ``channels_first``; stats): projection and
+    encoding of the frame's radar."""
     feats, missing = radar_features(frame.radar, frame.radar_fields, radar_config.feature_columns)
-    image, stats = encode_radar(frame.radar_in_camera(), feats, K, h, w, radar_config)
+    image, stats = encode_radar(frame.radar_in_camera(), feats, K, h, w, radar_config, channels_first)
     stats.missing_features = missing
     return image, stats
 
@@ -129,10 +131,9 @@ def prepare_host_inputs(frame, input_size, radar_config=RadarEncodingConfig(),
     """prepare_inputs as contiguous float32 NCHW numpy arrays (what ONNX Runtime and OpenVINO take),
     without torch: (image 1x3xhxw normalised, radar 1xCxhxw, radar stats)."""
     image, K, h, w = resize_frame_inputs(frame, network_size(frame, input_size, conventions))
-    radar, stats = radar_image(frame, K, h, w, radar_config)
+    radar, stats = radar_image(frame, K, h, w, radar_config, channels_first=True)
     c = conventions or InputConventions()
-    radar = np.ascontiguousarray(radar.transpose(2, 0, 1), dtype=np.float32)[None]
-    return normalised_chw(image, c.image_mean, c.image_std), radar, stats
+    return normalised_chw(image, c.image_mean, c.image_std), radar[None], stats
 
 
 def normalised_chw(image: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:

@@ -75,8 +75,9 @@ def radar_features(points: np.ndarray, fields: Sequence[str], feature_columns: S
 
 
 def encode_radar(points_cam: np.ndarray, features: np.ndarray, K: np.ndarray, height: int, width: int,
-                 config: RadarEncodingConfig = RadarEncodingConfig()):
-    """Sparse H x W x (1 + F) float32 radar image from camera-frame points and their features.
+                 config: RadarEncodingConfig = RadarEncodingConfig(), channels_first: bool = False):
+    """Sparse H x W x (1 + F) float32 radar image from camera-frame points and their features
+    ((1 + F) x H x W with ``channels_first``: what an ONNX file takes, written so rather than transposed).
 
     Returns (image, stats). Channel 0 is the camera-frame depth in metres; 0 everywhere means no radar.
     """
@@ -88,7 +89,8 @@ def encode_radar(points_cam: np.ndarray, features: np.ndarray, K: np.ndarray, he
     finite = np.all(np.isfinite(P), axis=1) & np.all(np.isfinite(feats), axis=1)
     stats.non_finite = int((~finite).sum())
     P, feats = P[finite], feats[finite]
-    image = np.zeros((height, width, 1 + feats.shape[1]), dtype=np.float32)
+    channels = 1 + feats.shape[1]
+    image = np.zeros((channels, height, width) if channels_first else (height, width, channels), dtype=np.float32)
     below, above = config.vertical_extension_m
     proj = project_points(P, K, height, width, config.min_depth, config.border)
     stats.projected = len(proj)
@@ -100,8 +102,11 @@ def encode_radar(points_cam: np.ndarray, features: np.ndarray, K: np.ndarray, he
     if below > 0 or above > 0:
         u, v, values = _vertical_segments(P[proj.index], u, values, K, height, below, above, config.border)
     keep = nearest_per_pixel(v, u, values[:, 0], width)
-    image[v[keep], u[keep]] = values[keep]
-    stats.pixels = int(np.count_nonzero(image[..., 0]))
+    if channels_first:
+        image[:, v[keep], u[keep]] = values[keep].T
+    else:
+        image[v[keep], u[keep]] = values[keep]
+    stats.pixels = int(np.count_nonzero(image[0] if channels_first else image[..., 0]))
     # Written pixels (one per point, or per segment row with the vertical extension) hidden by a nearer one.
     stats.collisions = int(len(values) - stats.pixels)
     return image, stats
