@@ -90,26 +90,24 @@ def encode_radar(points_cam: np.ndarray, features: np.ndarray, K: np.ndarray, he
     stats.non_finite = int((~finite).sum())
     P, feats = P[finite], feats[finite]
     channels = 1 + feats.shape[1]
-    image = np.zeros((channels, height, width) if channels_first else (height, width, channels), dtype=np.float32)
+    out = np.zeros((channels, height, width) if channels_first else (height, width, channels), dtype=np.float32)
+    image = out.transpose(1, 2, 0) if channels_first else out   # H x W x C either way (a view of out)
     below, above = config.vertical_extension_m
     proj = project_points(P, K, height, width, config.min_depth, config.border)
     stats.projected = len(proj)
     stats.outside = int(P.shape[0] - len(proj))
     if len(proj) == 0:
-        return image, stats
+        return out, stats
     u, v, z = proj.u, proj.v, proj.depth.astype(np.float32)
     values = np.concatenate([z[:, None], feats[proj.index]], axis=1)
     if below > 0 or above > 0:
         u, v, values = _vertical_segments(P[proj.index], u, values, K, height, below, above, config.border)
     keep = nearest_per_pixel(v, u, values[:, 0], width)
-    if channels_first:
-        image[:, v[keep], u[keep]] = values[keep].T
-    else:
-        image[v[keep], u[keep]] = values[keep]
-    stats.pixels = int(np.count_nonzero(image[0] if channels_first else image[..., 0]))
+    image[v[keep], u[keep]] = values[keep]
+    stats.pixels = int(np.count_nonzero(image[..., 0]))
     # Written pixels (one per point, or per segment row with the vertical extension) hidden by a nearer one.
     stats.collisions = int(len(values) - stats.pixels)
-    return image, stats
+    return out, stats
 
 
 def _vertical_segments(P, u, values, K, height, below, above, border):
